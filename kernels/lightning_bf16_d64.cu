@@ -1,0 +1,17 @@
+// Instantiations of the fused score kernel for bf16, head dim 64 (one file per variant so the
+// build compiles them in parallel).
+#include "lightning_kernel.cuh"
+
+namespace indexcache::kernels::detail {
+
+cudaError_t launch_lightning_bf16_d64(int heads, const CUtensorMap& q_map, const CUtensorMap& k_map,
+                                       const LightningParams& params, int grid, cudaStream_t stream) {
+  switch (heads) {
+    case 16: return launch_lightning<false, 64, 16>(q_map, k_map, params, grid, stream);
+    case 32: return launch_lightning<false, 64, 32>(q_map, k_map, params, grid, stream);
+    case 64: return launch_lightning<false, 64, 64>(q_map, k_map, params, grid, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace indexcache::kernels::detail

@@ -1,0 +1,125 @@
+#include "attention.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "error.h"
+#include "indexer.h"
+#include "norm.h"
+
+namespace indexcache {
+
+MlaProjection mla_project(const AttentionWeights& w, const ModelConfig& c, const at::Tensor& x,
+                          const RopeTables& rope) {
+  const int64_t tokens = x.size(0);
+  const int64_t nope = c.qk_nope_head_dim;
+  const int64_t rope_dim = c.qk_rope_head_dim;
+
+  MlaProjection p;
+  p.q_latent = rms_norm(apply_linear(x, w.q_a_proj, w.q_a_bias), w.q_a_norm, 1e-6);
+  at::Tensor q = apply_linear(p.q_latent, w.q_b_proj).view({tokens, c.num_attention_heads, c.qk_head_dim()});
+  p.queries_nope = q.narrow(-1, 0, nope);
+  p.queries_rope = apply_rope(q.narrow(-1, nope, rope_dim), rope, RopeLayout::Interleaved, /*token_dim=*/0);
+
+  at::Tensor compressed = apply_linear(x, w.kv_a_proj, w.kv_a_bias);
+  p.kv_latent = rms_norm(compressed.narrow(-1, 0, c.kv_lora_rank), w.kv_a_norm, 1e-6);
+  p.keys_rope = apply_rope(compressed.narrow(-1, c.kv_lora_rank, rope_dim), rope, RopeLayout::Interleaved,
+                           /*token_dim=*/0);
+  return p;
+}
+
+AttentionPath parse_attention_path(const std::string& text) {
+  if (text == "auto") return AttentionPath::Auto;
+  if (text == "eager") return AttentionPath::Eager;
+  if (text == "sparse") return AttentionPath::Sparse;
+  throw InputError("--attention", "\"" + text + "\" is not a path (use auto, eager or sparse)");
+}
+
+AttentionPath resolve_attention_path(AttentionPath path, int64_t tokens, int64_t index_topk) {
+  if (path != AttentionPath::Auto) return path;
+  return tokens > 4 * index_topk ? AttentionPath::Sparse : AttentionPath::Eager;
+}
+
+namespace {
+
+int64_t chunk_rows(int64_t bytes_per_row, int64_t chunk_bytes, int64_t tokens) {
+  return std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(1, bytes_per_row), 1, tokens);
+}
+
+// transformers' eager attention: per-head keys [nope | rope] and values from kv_b_proj.
+at::Tensor attend_eager(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c, const at::Tensor& topk,
+                        double scale, int64_t chunk_bytes) {
+  const int64_t tokens = p.kv_latent.size(0);
+  const int64_t heads = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim;
+  at::Tensor kv = apply_linear(p.kv_latent, w.kv_b_proj).view({tokens, heads, nope + c.v_head_dim});
+  at::Tensor keys_rope = p.keys_rope.unsqueeze(1).expand({tokens, heads, c.qk_rope_head_dim});
+  at::Tensor queries = at::cat({p.queries_nope, p.queries_rope}, -1).transpose(0, 1);  // [heads, tokens, qk]
+  at::Tensor keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1);
+  at::Tensor values = kv.narrow(-1, nope, c.v_head_dim).transpose(0, 1);  // [heads, tokens, v]
+
+  at::Tensor output = at::empty({tokens, heads * c.v_head_dim}, values.options());
+  const int64_t chunk = chunk_rows(heads * tokens * 4 * 2, chunk_bytes, tokens);  // logits + probabilities
+  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+    const int64_t end = std::min(tokens, begin + chunk);
+    at::Tensor logits = at::matmul(queries.narrow(1, begin, end - begin), keys.narrow(1, 0, end).transpose(1, 2));
+    logits.mul_(scale);
+    at::Tensor allowed = selection_mask(topk.narrow(0, begin, end - begin), begin, end);
+    logits.masked_fill_(allowed.logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
+    at::Tensor probabilities = at::softmax(logits, -1, at::kFloat).to(values.scalar_type());
+    at::Tensor rows = at::matmul(probabilities, values.narrow(1, 0, end));  // [heads, rows, v]
+    output.narrow(0, begin, end - begin).copy_(rows.transpose(0, 1).reshape({end - begin, heads * c.v_head_dim}));
+  }
+  return output;
+}
+
+// Absorbed attention over each query's gathered latents. With W_uk [heads, nope, kv_lora] and
+// W_uv [heads, v, kv_lora] from kv_b_proj: q_nope . (W_uk l) = (q_nope W_uk) . l and
+// sum_j p_j W_uv l_j = W_uv (sum_j p_j l_j).
+at::Tensor attend_sparse(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c,
+                         const at::Tensor& topk, double scale, int64_t chunk_bytes) {
+  const int64_t tokens = p.kv_latent.size(0);
+  const int64_t heads = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim;
+  const int64_t latent = c.kv_lora_rank;
+  const int64_t k = topk.size(1);
+  at::Tensor up = w.kv_b_proj.view({heads, nope + c.v_head_dim, latent});
+  at::Tensor up_keys = up.narrow(1, 0, nope);               // [heads, nope, latent]
+  at::Tensor up_values = up.narrow(1, nope, c.v_head_dim);  // [heads, v, latent]
+  at::Tensor cache = at::cat({p.kv_latent, p.keys_rope}, -1);  // [tokens, latent + rope]
+
+  at::Tensor output = at::empty({tokens, heads, c.v_head_dim}, p.kv_latent.options());
+  // Per query row: gathered latents k x (latent + rope), absorbed queries and outputs
+  // heads x (latent + rope), and float32 logits heads x k.
+  const int64_t element = p.kv_latent.element_size();
+  const int64_t bytes_per_row = (k + 2 * heads) * (latent + c.qk_rope_head_dim) * element + heads * k * 4 * 2;
+  const int64_t chunk = chunk_rows(bytes_per_row, chunk_bytes, tokens);
+  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+    const int64_t rows = std::min(chunk, tokens - begin);
+    at::Tensor selected = topk.narrow(0, begin, rows);
+    at::Tensor valid = selected >= 0;  // padding (-1) of rows with fewer than k causal keys
+    at::Tensor gathered = cache.index_select(0, selected.clamp_min(0).reshape({-1})).view({rows, k, -1});
+    // Absorbed query [rows, heads, latent + rope]: (q_nope W_uk) next to the rotary query.
+    at::Tensor q_absorbed = at::einsum("rhn,hnl->rhl", {p.queries_nope.narrow(0, begin, rows), up_keys});
+    at::Tensor query = at::cat({q_absorbed, p.queries_rope.narrow(0, begin, rows)}, -1);
+    at::Tensor logits = at::matmul(query, gathered.transpose(1, 2)) * scale;  // [rows, heads, k]
+    logits = logits.masked_fill(valid.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+    at::Tensor probabilities = at::softmax(logits, -1, at::kFloat).to(gathered.scalar_type());
+    at::Tensor mixed = at::matmul(probabilities, gathered.narrow(2, 0, latent));  // [rows, heads, latent]
+    output.narrow(0, begin, rows).copy_(at::einsum("rhl,hvl->rhv", {mixed, up_values}));
+  }
+  return output.view({tokens, heads * c.v_head_dim});
+}
+
+}  // namespace
+
+at::Tensor mla_attend(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c, const at::Tensor& topk,
+                      double scale, AttentionPath path, int64_t chunk_bytes) {
+  const int64_t tokens = p.kv_latent.size(0);
+  at::Tensor heads_output = resolve_attention_path(path, tokens, c.index_topk) == AttentionPath::Sparse
+                                ? attend_sparse(p, w, c, topk, scale, chunk_bytes)
+                                : attend_eager(p, w, c, topk, scale, chunk_bytes);
+  return apply_linear(heads_output, w.o_proj, w.o_bias);
+}
+
+}  // namespace indexcache

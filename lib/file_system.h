@@ -1,0 +1,36 @@
+// Small POSIX file-system helpers. indexcache does not use std::filesystem: libtorch builds
+// from the Python package export std::filesystem symbols compiled against another libstdc++ ABI,
+// and calls bound to them crash (seen on the GPU machine: remove_all segfaulted).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace indexcache {
+
+bool path_exists(const std::string& path);
+bool is_directory(const std::string& path);
+bool is_regular_file(const std::string& path);
+int64_t file_size(const std::string& path);  // -1 when it cannot be read
+
+// "a/b" from ("a", "b"); keeps an absolute second part as is.
+std::string join_path(const std::string& directory, const std::string& name);
+std::string parent_directory(const std::string& path);  // "." for a bare name
+std::string file_name(const std::string& path);         // last component
+std::string file_extension(const std::string& path);    // ".jsonl", or "" (of the last component)
+std::string file_stem(const std::string& path);         // last component without its extension
+
+// Entry names of a directory (no "." or ".."), sorted; empty when it cannot be read.
+std::vector<std::string> list_directory(const std::string& directory);
+
+// mkdir -p; returns false on failure.
+bool make_directories(const std::string& path);
+// rm -rf; symbolic links are removed, never followed.
+void remove_tree(const std::string& path);
+// cp -r of regular files and directories; returns false on failure.
+bool copy_tree(const std::string& from, const std::string& to);
+// A new directory under $TMPDIR or /tmp named <prefix>XXXXXX.
+std::string make_temporary_directory(const std::string& prefix);
+
+}  // namespace indexcache

@@ -1,0 +1,40 @@
+// F/S layer patterns (one character per decoder layer): F keeps its indexer, S reuses the top-k
+// of the nearest F layer before it. Layer 0 is always F.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace indexcache {
+
+class LayerPattern {
+ public:
+  // Checks length == layers, only 'F'/'S', first layer F. `where` names the source in errors
+  // (e.g. "--eval" or a plan file).
+  static LayerPattern parse(const std::string& text, int64_t layers, const std::string& where);
+  static LayerPattern all_full(int64_t layers);
+  // transformers/vLLM `index_topk_freq: N`: layer i is F iff max(i - 1, 0) % N == 0.
+  static LayerPattern from_frequency(int64_t layers, int64_t frequency);
+  // `kept` F layers spread evenly, starting at layer 0: layer round(i * layers / kept).
+  static LayerPattern evenly_spaced(int64_t layers, int64_t kept);
+
+  const std::string& text() const { return text_; }
+  int64_t layers() const { return static_cast<int64_t>(text_.size()); }
+  bool is_full(int64_t layer) const { return text_[static_cast<std::size_t>(layer)] == 'F'; }
+  int64_t kept() const;
+  std::vector<int64_t> full_layers() const;
+  // The F layer whose selection `layer` uses: itself when F, else the nearest F before it.
+  int64_t source_layer(int64_t layer) const;
+  // The same pattern with `layer` turned into S.
+  LayerPattern with_shared(int64_t layer) const;
+
+  bool operator==(const LayerPattern& other) const { return text_ == other.text_; }
+  bool operator!=(const LayerPattern& other) const { return text_ != other.text_; }
+
+ private:
+  explicit LayerPattern(std::string text) : text_(std::move(text)) {}
+  std::string text_;
+};
+
+}  // namespace indexcache

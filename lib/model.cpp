@@ -1,0 +1,137 @@
+#include "model.h"
+
+#include <algorithm>
+
+#include "attention.h"
+#include "error.h"
+#include "indexer.h"
+#include "moe.h"
+#include "norm.h"
+
+namespace indexcache {
+
+DsaModel::DsaModel(ModelConfig config, Checkpoint checkpoint, ModelOptions options)
+    : config_(std::move(config)), checkpoint_(std::move(checkpoint)), options_(std::move(options)) {
+  frequencies_ = rope_frequencies(config_.rope, config_.qk_rope_head_dim);
+  softmax_scale_ = attention_softmax_scale(config_);
+  layers_.resize(static_cast<std::size_t>(config_.num_hidden_layers));
+  if (options_.devices.empty()) options_.devices = {options_.device};
+  options_.device = options_.devices.front();
+  placement_ = place_layers(model_weight_bytes(checkpoint_, config_, options_.dtype), options_.devices);
+  for (const DevicePlacement& range : placement_) {
+    for (int64_t layer = range.first_layer; layer < range.end_layer; ++layer) layer_devices_.push_back(range.device);
+  }
+}
+
+const EmbeddingWeights& DsaModel::embedding_weights() {
+  if (!embedding_) {
+    // The embedding sits with the first layers, the head with the last ones.
+    embedding_ = std::make_unique<EmbeddingWeights>(load_embedding_weights(
+        checkpoint_, config_, options_.dtype, placement_.front().device, placement_.back().device));
+  }
+  return *embedding_;
+}
+
+std::shared_ptr<LayerWeights> DsaModel::streamed_weights(int64_t layer) {
+  auto load = [this](int64_t which) {
+    // Every layer's indexer comes along: an S layer's indexer is small next to its experts.
+    return std::make_shared<LayerWeights>(
+        load_layer_weights(checkpoint_, config_, which, options_.dtype, layer_device(which), true));
+  };
+  if (current_layer_ != layer) {
+    current_ = next_layer_ == layer ? next_.get() : load(layer);
+    current_layer_ = layer;
+  }
+  // Start loading the next layer while this one runs; it is what a forward needs next.
+  const int64_t upcoming = (layer + 1) % config_.num_hidden_layers;
+  if (next_layer_ != upcoming) {
+    if (next_.valid()) next_.wait();  // never two loads in flight
+    next_ = std::async(std::launch::async, load, upcoming).share();
+    next_layer_ = upcoming;
+  }
+  return current_;
+}
+
+const LayerWeights& DsaModel::layer_weights(int64_t layer, bool need_indexer) {
+  if (!options_.keep_weights) return *streamed_weights(layer);
+  std::unique_ptr<LayerWeights>& slot = layers_[static_cast<std::size_t>(layer)];
+  if (!slot) {
+    slot = std::make_unique<LayerWeights>(
+        load_layer_weights(checkpoint_, config_, layer, options_.dtype, layer_device(layer), need_indexer));
+  } else if (need_indexer && !slot->indexer.wq_b.defined()) {
+    slot->indexer = load_indexer_weights(checkpoint_, config_, layer, options_.dtype, layer_device(layer));
+  }
+  return *slot;
+}
+
+const RopeTables& DsaModel::rope_for(int64_t tokens, const at::Device& device) {
+  auto found = std::find_if(rope_.begin(), rope_.end(), [&](const DeviceRope& r) { return r.device == device; });
+  if (found == rope_.end()) {
+    rope_.push_back({device, {}, 0});
+    found = rope_.end() - 1;
+  }
+  if (tokens > found->length) {
+    // Grow in powers of two so sequences of varying length rarely rebuild the tables.
+    int64_t length = std::max<int64_t>(found->length * 2, 64);
+    while (length < tokens) length *= 2;
+    found->tables = rope_tables(frequencies_, length, options_.dtype, device);
+    found->length = length;
+  }
+  return found->tables;
+}
+
+at::Tensor DsaModel::embed(const std::vector<int64_t>& ids) {
+  at::Tensor index = at::tensor(ids, at::kLong).to(placement_.front().device);
+  return embedding_weights().embed.index_select(0, index);
+}
+
+LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input, const at::Tensor& shared) {
+  const bool run_indexer = !shared.defined();
+  const at::Device& device = layer_device(layer);
+  // With several devices, activations and a shared selection follow the layer.
+  const at::Tensor hidden = layer_input.to(device);
+  const at::Tensor shared_topk = run_indexer ? shared : shared.to(device);
+  std::shared_ptr<LayerWeights> streamed;  // keeps a streamed layer alive for this call
+  if (!options_.keep_weights) streamed = streamed_weights(layer);
+  const LayerWeights& w = options_.keep_weights ? layer_weights(layer, run_indexer) : *streamed;
+  const RopeTables& rope = rope_for(hidden.size(0), device);
+
+  at::Tensor x = rms_norm(hidden, w.input_norm, config_.rms_norm_eps);
+  MlaProjection projection = mla_project(w.attention, config_, x, rope);
+  LayerOutput out;
+  if (run_indexer) {
+    IndexerProjection indexer =
+        indexer_project(w.indexer, config_, x, projection.q_latent, rope, options_.indexer_precision);
+    out.topk = indexer_topk(indexer, config_.index_topk);
+  } else {
+    out.topk = shared_topk;
+  }
+  at::Tensor attended = mla_attend(projection, w.attention, config_, out.topk, softmax_scale_, options_.attention);
+  at::Tensor residual = hidden + attended;
+  at::Tensor y = rms_norm(residual, w.post_attention_norm, config_.rms_norm_eps);
+  at::Tensor ffn = w.is_moe ? moe_forward(w.moe, config_, y) : dense_mlp(w.mlp, y);
+  out.hidden = residual + ffn;
+  return out;
+}
+
+double DsaModel::sequence_nll(const at::Tensor& hidden, const std::vector<int64_t>& ids) {
+  const EmbeddingWeights& w = embedding_weights();
+  const int64_t predictions = static_cast<int64_t>(ids.size()) - 1;
+  if (predictions <= 0) return 0.0;
+  const at::Device& device = placement_.back().device;
+  at::Tensor targets = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong).to(device);
+  // Rows of float32 logits per chunk: about 256 MB at a time.
+  const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / (config_.vocab_size * 4 * 2), 1, predictions);
+  double total = 0.0;
+  for (int64_t begin = 0; begin < predictions; begin += chunk) {
+    const int64_t rows = std::min(chunk, predictions - begin);
+    at::Tensor h = rms_norm(hidden.narrow(0, begin, rows).to(device), w.final_norm, config_.rms_norm_eps);
+    // Logits in the compute dtype, the loss in float32 (transformers upcasts the logits).
+    at::Tensor log_probs = at::log_softmax(apply_linear(h, w.lm_head).to(at::kFloat), -1);
+    at::Tensor picked = log_probs.gather(1, targets.narrow(0, begin, rows).unsqueeze(1));
+    total -= picked.sum().to(at::kDouble).item<double>();
+  }
+  return total;
+}
+
+}  // namespace indexcache

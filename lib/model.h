@@ -1,0 +1,93 @@
+// The DSA decoder run layer by layer, so callers can keep the hidden states between layers
+// (prefix reuse in the greedy search) and choose per layer whether the indexer runs (F) or the
+// previous F layer's selection is reused (S).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <future>
+#include <memory>
+#include <vector>
+
+#include "attention.h"
+#include "checkpoint.h"
+#include "layer_placement.h"
+#include "indexer.h"
+#include "model_config.h"
+#include "model_weights.h"
+#include "rope.h"
+
+namespace indexcache {
+
+struct ModelOptions {
+  at::Device device = at::kCPU;
+  // Several devices of one host: contiguous layer ranges balanced by weight bytes
+  // (layer_placement.h). Empty: everything on `device`.
+  std::vector<at::Device> devices;
+  at::ScalarType dtype = at::kFloat;  // compute dtype: float32 or bfloat16
+  // Keep every layer's weights once loaded (fast repeated forwards). When false (--offload),
+  // weights stream from host memory (the checkpoint's page cache) for each use: the next
+  // layer's weights are loaded in the background while the current layer runs, and at most
+  // two layers are resident — for models larger than device memory.
+  bool keep_weights = true;
+  IndexerPrecision indexer_precision = IndexerPrecision::Model;
+  AttentionPath attention = AttentionPath::Auto;  // eager reference or sparse gather (attention.h)
+};
+
+struct LayerOutput {
+  at::Tensor hidden;  // [tokens, hidden] entering the next layer
+  at::Tensor topk;    // [tokens, index_topk] the selection this layer attended with
+};
+
+class DsaModel {
+ public:
+  DsaModel(ModelConfig config, Checkpoint checkpoint, ModelOptions options);
+
+  const ModelConfig& config() const { return config_; }
+  const Checkpoint& checkpoint() const { return checkpoint_; }
+  const ModelOptions& options() const { return options_; }
+
+  // Token embeddings [tokens, hidden] for ids in [0, vocab_size).
+  at::Tensor embed(const std::vector<int64_t>& ids);
+
+  // Runs decoder layer `layer` on `hidden`. With `shared_topk` undefined the layer runs its
+  // indexer (an F layer); otherwise it attends with `shared_topk` [tokens, index_topk] (S).
+  LayerOutput forward_layer(int64_t layer, const at::Tensor& hidden, const at::Tensor& shared_topk = {});
+
+  // Where layer `layer` runs, and the whole placement (for reports).
+  const at::Device& layer_device(int64_t layer) const { return layer_devices_[static_cast<std::size_t>(layer)]; }
+  const std::vector<DevicePlacement>& placement() const { return placement_; }
+
+  // Sum over positions t < T-1 of -log p(ids[t+1] | ids[..t]) from the last layer's output,
+  // with the final norm and the lm-head applied in chunks (no [tokens, vocab] tensor at once).
+  double sequence_nll(const at::Tensor& hidden, const std::vector<int64_t>& ids);
+
+ private:
+  const LayerWeights& layer_weights(int64_t layer, bool need_indexer);
+  std::shared_ptr<LayerWeights> streamed_weights(int64_t layer);
+  const EmbeddingWeights& embedding_weights();
+  const RopeTables& rope_for(int64_t tokens, const at::Device& device);
+
+  ModelConfig config_;
+  Checkpoint checkpoint_;
+  ModelOptions options_;
+  std::vector<DevicePlacement> placement_;
+  std::vector<at::Device> layer_devices_;
+  RopeFrequencies frequencies_;
+  double softmax_scale_ = 1.0;
+  struct DeviceRope {
+    at::Device device;
+    RopeTables tables;
+    int64_t length = 0;
+  };
+  std::vector<DeviceRope> rope_;
+  std::vector<std::unique_ptr<LayerWeights>> layers_;
+  // Streaming (keep_weights false): the layer in use and the next one loading in the background.
+  std::shared_ptr<LayerWeights> current_;
+  int64_t current_layer_ = -1;
+  std::shared_future<std::shared_ptr<LayerWeights>> next_;
+  int64_t next_layer_ = -1;
+  std::unique_ptr<EmbeddingWeights> embedding_;
+};
+
+}  // namespace indexcache

@@ -1,0 +1,78 @@
+#include "session.h"
+
+#include <cstdlib>
+#include <sys/stat.h>
+
+#include "device.h"
+#include "layer_placement.h"
+#include "error.h"
+
+namespace indexcache {
+namespace {
+
+bool file_exists(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+std::string source_path(const char* environment, const std::string& relative) {
+  if (const char* value = std::getenv(environment); value != nullptr && *value != '\0') return value;
+  return std::string(INDEXCACHE_SOURCE_DIR) + "/" + relative;
+}
+
+}  // namespace
+
+std::string default_model_dir() { return source_path("INDEXCACHE_MODEL_DIR", "models/tiny-dsa"); }
+
+std::vector<std::string> default_data_specs() {
+  return {source_path("INDEXCACHE_MIX", "configs/mix-default.yaml")};
+}
+
+CalibrationSet load_session_data(const Session& session, const SessionOptions& options) {
+  DataOptions data;
+  data.specs = session.data_specs;
+  data.seq_len = options.seq_len;
+  data.num_samples = options.num_samples;
+  data.seed = options.seed;
+  data.vocab_size = session.config.vocab_size;
+  data.tokenizer = session.tokenizer ? &*session.tokenizer : nullptr;
+  data.split = options.split;
+  return load_calibration_data(data);
+}
+
+Session open_session(const SessionOptions& options) {
+  Session session;
+  session.model_dir = options.model_dir.empty() ? default_model_dir() : options.model_dir;
+  session.data_specs = options.data_specs.empty() ? default_data_specs() : options.data_specs;
+  std::vector<at::Device> devices;
+  if (!options.devices.empty()) {
+    devices = parse_device_list(options.devices);
+    session.device = devices.front();
+  } else {
+    session.device = parse_device(options.device);
+  }
+  parse_indexer_precision(options.indexer_precision);  // reject bad values before any work
+  parse_attention_path(options.attention);
+  session.dtype = options.dtype.empty() ? (session.device.is_cuda() ? at::kBFloat16 : at::kFloat)
+                                        : parse_dtype(options.dtype);
+  session.config = load_model_config(session.model_dir);
+  std::string tokenizer_path = session.model_dir + "/tokenizer.json";
+  if (file_exists(tokenizer_path)) session.tokenizer = Tokenizer::load(tokenizer_path);
+  session.data = load_session_data(session, options);
+
+  Fp8BlockSize block;
+  if (session.config.fp8_block) block = {session.config.fp8_block->first, session.config.fp8_block->second};
+  Checkpoint checkpoint = Checkpoint::open(session.model_dir, block);
+  check_model_tensors(checkpoint, session.config);
+  ModelOptions model_options;
+  model_options.device = session.device;
+  model_options.dtype = session.dtype;
+  model_options.devices = devices;
+  model_options.attention = parse_attention_path(options.attention);
+  model_options.keep_weights = options.keep_weights && !options.offload;
+  model_options.indexer_precision = parse_indexer_precision(options.indexer_precision);
+  session.model = std::make_unique<DsaModel>(session.config, std::move(checkpoint), model_options);
+  return session;
+}
+
+}  // namespace indexcache

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The indexcache demo on a plain CPU: installs the Debian packages that are missing, builds, then
+# runs the embedded default — the bundled tiny DSA model (models/tiny-dsa) calibrated on the
+# bundled mixed calibration set (configs/mix-default.yaml: code, docs, legal, math):
+#   1. indexcache-calibrate --keep 0.25   greedy search for the layers that keep their indexer,
+#                                         writes the layer plan (YAML) and a JSON summary;
+#   2. indexcache-overlap                 the cross-layer top-k overlap report (JSON).
+# Outputs go to demo-output/ (git-ignored). Usage:  scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup-debian.sh
+
+indexcache_install_missing_packages
+indexcache_build build
+
+out=demo-output
+mkdir -p "$out"
+echo
+echo "== indexcache-calibrate: bundled tiny DSA model, bundled calibration mix, keep 1/4 of the indexers"
+start=$(date +%s)
+build/indexcache-calibrate --keep 0.25 --out "$out/plan.yaml" --json "$out/calibration.json"
+echo "(calibration took $(( $(date +%s) - start )) s)"
+echo
+echo "== indexcache-overlap: cross-layer top-k overlap on the same data"
+build/indexcache-overlap --json "$out/overlap.json"
+echo
+echo "== the layer plan ($out/plan.yaml), first lines"
+sed -n '1,/^calibration:/p' "$out/plan.yaml" | sed '$d'
+echo
+echo "Outputs:"
+echo "  $out/plan.yaml          layer plan: pattern, search trajectory, uniform baselines, vLLM/SGLang flags"
+echo "  $out/calibration.json   search summary (JSON)"
+echo "  $out/overlap.json       L x L top-k overlap matrix (JSON)"
+echo "Serve the pattern: build/indexcache-calibrate --plan $out/plan.yaml --export vllm   (or sglang, hf-config)"

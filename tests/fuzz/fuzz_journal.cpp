@@ -1,0 +1,8 @@
+// libFuzzer entry point for the resume journal reader (lib/search_journal.cpp).
+// The work is in fuzz_harness.h, shared with the Catch2 replay of the corpus.
+#include "fuzz_harness.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  indexcache::fuzz::fuzz_journal(data, size);
+  return 0;
+}

@@ -1,0 +1,273 @@
+// Layer plans: written deterministically, read back, validated against the model, exported
+// for serving engines, checked for drift, and resumable after SIGKILL.
+#include <random>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "calibrate_run.h"
+#include "catch_shim.h"
+#include "file_system.h"
+#include "golden_fixture.h"
+#include "layer_plan.h"
+#include "model_config.h"
+#include "safetensors_writer.h"
+#include "session.h"
+#include "tool_runner.h"
+
+using namespace indexcache;
+using namespace indexcache::testing;
+using namespace indexcache::test_support;
+
+namespace {
+
+// The plan text without its `volatile:` block (the only part allowed to differ between runs).
+std::string stable_part(const std::string& plan_text) { return plan_text.substr(0, plan_text.find("\nvolatile:")); }
+
+struct Workspace {
+  TempDir temp;
+  std::string model, data;
+  explicit Workspace(const std::string& name = "dsv32_default", int data_copies = 1) {
+    model = temp.file("model");
+    copy_tree(golden_dir(name), model);
+    data = temp.file("data.jsonl");
+    std::string lines = read_text(golden_dir(name) + "/data.jsonl");
+    std::string repeated;
+    for (int i = 0; i < data_copies; ++i) repeated += lines;
+    write_text(data, repeated);
+  }
+  std::string file(const std::string& name) const { return temp.file(name); }
+  std::vector<std::string> search_arguments(const std::string& out, const std::string& keep = "1") const {
+    return {"--model", model, "--data", data, "--keep-layers", keep, "--out", out};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a search writes a plan that reads back, is byte-stable and matches the golden search", "[plan]") {
+  Workspace ws;
+  ToolResult first = run_tool("indexcache-calibrate", ws.search_arguments(ws.file("a.yaml"), "2"));
+  INFO(first.err);
+  REQUIRE(first.status == 0);
+  ToolResult second = run_tool("indexcache-calibrate", ws.search_arguments(ws.file("b.yaml"), "2"));
+  REQUIRE(second.status == 0);
+  std::string a = read_text(ws.file("a.yaml"));
+  CHECK(stable_part(a) == stable_part(read_text(ws.file("b.yaml"))));
+  CHECK(a.find("\nvolatile:") != std::string::npos);
+  CHECK_FALSE(path_exists(ws.file("a.yaml.journal")));  // removed once the plan is written
+
+  LayerPlan plan = read_plan(ws.file("a.yaml"));
+  CHECK(plan_to_yaml(plan) == a);  // everything survives a round trip
+  nlohmann::json expected = read_json_file(golden_dir("dsv32_default") + "/expected.json");
+  const auto& trajectory = expected["greedy"]["trajectory"];
+  REQUIRE(plan.trajectory.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(plan.trajectory[i].removed == trajectory[i]["removed"].get<int64_t>());
+    CHECK(relative_error(plan.trajectory[i].loss, trajectory[i]["loss"].get<double>()) <= 1e-5);
+  }
+  CHECK(plan.pattern == trajectory[3]["pattern"].get<std::string>());
+  CHECK(plan.kept() == 2);
+  CHECK(plan.full_layers() == std::vector<int64_t>{0, 5});
+  CHECK(plan.model_type == "deepseek_v32");
+  CHECK(plan.indexer_tensors.size() == 6 * 5);
+  CHECK(plan.sources.size() == 1);
+  CHECK(plan.sources[0].sha256.size() == 64);
+  CHECK(plan.layer_forwards < plan.naive_layer_forwards);
+  // Both uniform references with 2 F layers: index_topk_freq=5 gives layers 0 and 1.
+  REQUIRE(plan.uniform.size() == 2);
+  CHECK(plan.uniform[0].name == "index_topk_freq=5");
+  CHECK(plan.uniform[0].pattern == "FFSSSS");
+  CHECK(plan.uniform[1].pattern == "FSSFSS");
+}
+
+TEST_CASE("exports carry the pattern in the form each engine reads", "[plan]") {
+  Workspace ws;
+  REQUIRE(run_tool("indexcache-calibrate", ws.search_arguments(ws.file("p.yaml"), "3")).status == 0);
+  LayerPlan plan = read_plan(ws.file("p.yaml"));
+
+  ToolResult vllm = run_tool("indexcache-calibrate", {"--plan", ws.file("p.yaml"), "--export", "vllm"});
+  REQUIRE(vllm.status == 0);
+  nlohmann::json v = nlohmann::json::parse(vllm.out);
+  CHECK(v["use_index_cache"] == true);
+  CHECK(v["index_topk_pattern"] == plan.pattern);
+  CHECK(vllm.out == "{\"use_index_cache\": true, \"index_topk_pattern\": \"" + plan.pattern + "\"}\n");
+
+  ToolResult sglang = run_tool("indexcache-calibrate", {"--plan", ws.file("p.yaml"), "--export", "sglang"});
+  REQUIRE(sglang.status == 0);
+  CHECK(nlohmann::json::parse(sglang.out)["index_topk_pattern"] == plan.pattern);
+
+  ToolResult hf = run_tool("indexcache-calibrate",
+                           {"--plan", ws.file("p.yaml"), "--export", "hf-config", "--export-out", ws.file("config.json")});
+  REQUIRE(hf.status == 0);
+  std::string exported = read_text(ws.file("config.json"));
+  ModelConfig config = parse_model_config(exported, "exported");  // still a valid DSA config
+  nlohmann::json json = nlohmann::json::parse(exported);
+  CHECK(json["index_topk_pattern"] == plan.pattern);
+  CHECK(static_cast<int64_t>(plan.pattern.size()) == config.num_hidden_layers);
+  CHECK(json["hidden_size"] == 64);
+}
+
+TEST_CASE("validate checks the schema, the model fingerprint and pipeline stages", "[plan]") {
+  Workspace ws;
+  REQUIRE(run_tool("indexcache-calibrate", ws.search_arguments(ws.file("p.yaml"), "2")).status == 0);
+  ToolResult ok = run_tool("indexcache-calibrate", {"--validate", ws.file("p.yaml"), "--model", ws.model});
+  INFO(ok.err);
+  CHECK(ok.status == 0);
+  CHECK(ok.out.find("ok:") == 0);
+  // The plan is FSSSSF: stage starts 0 and 5 fit, 0 and 3 do not.
+  CHECK(run_tool("indexcache-calibrate", {"--validate", ws.file("p.yaml"), "--pp-stages", "0,5"}).status == 0);
+  ToolResult stages = run_tool("indexcache-calibrate", {"--validate", ws.file("p.yaml"), "--pp-stages", "0,3"});
+  CHECK(stages.status == 2);
+  CHECK(stages.err.find("layer 3") != std::string::npos);
+
+  SECTION("other weights: the fingerprint names the tensor") {
+    Workspace other("dsv32_yarn");  // same shapes and names, different weights
+    ToolResult mismatch = run_tool("indexcache-calibrate", {"--validate", ws.file("p.yaml"), "--model", other.model});
+    CHECK(mismatch.status == 2);
+    CHECK(mismatch.error_lines() == 1);
+    CHECK(mismatch.err.find("model.layers.0.self_attn.indexer.wq_b.weight") != std::string::npos);
+  }
+  SECTION("another model type") {
+    Workspace glm("glm_dsa");
+    ToolResult mismatch = run_tool("indexcache-calibrate", {"--validate", ws.file("p.yaml"), "--model", glm.model});
+    CHECK(mismatch.status == 2);
+    CHECK(mismatch.err.find("model.model_type") != std::string::npos);
+  }
+  SECTION("malformed plans") {
+    std::string text = read_text(ws.file("p.yaml"));
+    auto broken = [&](const std::string& from, const std::string& to) {
+      std::string copy = text;
+      copy.replace(copy.find(from), from.size(), to);
+      write_text(ws.file("bad.yaml"), copy);
+      return run_tool("indexcache-calibrate", {"--validate", ws.file("bad.yaml")});
+    };
+    ToolResult pattern = broken("pattern: \"FSSSSF\"", "pattern: \"FSSSF\"");
+    CHECK(pattern.status == 2);
+    CHECK(pattern.err.find("bad.yaml") != std::string::npos);
+    CHECK(broken("kept: 2", "kept: 3").err.find("kept") != std::string::npos);
+    CHECK(broken("format: \"indexcache-layer-plan/1\"", "format: \"other\"").status == 2);
+    CHECK(broken("seq_len: 0", "seq_len: [1]").err.find("calibration.seq_len") != std::string::npos);
+    write_text(ws.file("bad.yaml"), "model: [unclosed\n");
+    CHECK(run_tool("indexcache-calibrate", {"--validate", ws.file("bad.yaml")}).status == 2);
+    CHECK(run_tool("indexcache-calibrate", {"--validate", ws.file("missing.yaml")}).status == 2);
+  }
+}
+
+TEST_CASE("check exits 0 when the plan is reproduced and 1 with a diff when it drifted", "[plan]") {
+  Workspace ws;
+  REQUIRE(run_tool("indexcache-calibrate", ws.search_arguments(ws.file("p.yaml"), "2")).status == 0);
+  ToolResult same = run_tool("indexcache-calibrate", {"--check", ws.file("p.yaml")});
+  INFO(same.err);
+  CHECK(same.status == 0);
+  CHECK(same.out.find("up to date") != std::string::npos);
+  // A plan whose recorded pattern differs from what its settings produce.
+  std::string text = read_text(ws.file("p.yaml"));
+  text.replace(text.find("pattern: \"FSSSSF\""), 17, "pattern: \"FFSSSS\"");
+  text.replace(text.find("full_layers: [0, 5]"), 19, "full_layers: [0, 1]");
+  write_text(ws.file("drift.yaml"), text);
+  ToolResult drift = run_tool("indexcache-calibrate", {"--check", ws.file("drift.yaml")});
+  CHECK(drift.status == 1);
+  CHECK(drift.out.find("FFSSSS") != std::string::npos);
+  CHECK(drift.out.find("FSSSSF") != std::string::npos);
+  CHECK(drift.out.find("now S (indexer dropped): layers 1") != std::string::npos);
+}
+
+TEST_CASE("search command-line errors exit 2 and write nothing", "[plan][bad-input]") {
+  Workspace ws;
+  const std::string out = ws.file("p.yaml");
+  auto rejected = [&](std::vector<std::string> arguments, const std::string& fragment) {
+    ToolResult result = run_tool("indexcache-calibrate", arguments);
+    INFO(result.err);
+    CHECK(result.status == 2);
+    CHECK(result.error_lines() == 1);
+    CHECK(result.err.find(fragment) != std::string::npos);
+    CHECK_FALSE(path_exists(out));
+  };
+  std::vector<std::string> base = {"--model", ws.model, "--data", ws.data, "--out", out};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> all = base;
+    all.insert(all.end(), extra.begin(), extra.end());
+    return all;
+  };
+  rejected(with({"--keep", "0"}), "--keep");
+  rejected(with({"--keep", "1.5"}), "--keep");
+  rejected(with({"--keep-layers", "0"}), "--keep-layers");
+  rejected(with({"--keep-layers", "7"}), "[1, 6]");
+  rejected(with({"--keep", "0.5", "--keep-layers", "2"}), "not both");
+  rejected(with({}), "--keep");
+  rejected(with({"--keep", "0.5", "--pp-stages", "0,9"}), "--pp-stages");
+  rejected({"--model", ws.model, "--data", ws.data, "--keep", "0.5", "--out", "/nonexistent/dir/p.yaml"}, "/nonexistent/dir");
+  rejected({"--model", ws.model, "--data", ws.data, "--keep", "0.5", "--out", "/proc/p.yaml"}, "not writable");
+  rejected(with({"--keep", "0.5", "--resume"}), "journal");
+  rejected(with({"--keep", "0.5", "--bogus-flag"}), "bogus");
+}
+
+TEST_CASE("a journal from a different run is refused, not mixed in", "[plan][bad-input]") {
+  Workspace ws;
+  const std::string out = ws.file("p.yaml");
+  // The journal a --keep-layers 3 run leaves behind after one step, resumed with --keep-layers 2.
+  SessionOptions options;
+  options.model_dir = ws.model;
+  options.data_specs = {ws.data};
+  Session session = open_session(options);
+  SearchSettings settings;
+  settings.keep_layers = 3;
+  nlohmann::json journal = {{"format", "indexcache-journal/1"},
+                            {"run", search_identity(session, options, settings, 3)},
+                            {"baseline_loss", 6.8},
+                            {"steps", nlohmann::json::array()}};
+  write_text(out + ".journal", journal.dump());
+  ToolResult result = run_tool("indexcache-calibrate", {"--model", ws.model, "--data", ws.data, "--keep-layers", "2",
+                                                        "--out", out, "--resume"});
+  INFO(result.err);
+  CHECK(result.status == 2);
+  CHECK(result.error_lines() == 1);
+  CHECK(result.err.find("different run: target_kept was 3, now 2") != std::string::npos);
+  CHECK_FALSE(path_exists(out));
+  // The same journal resumes a --keep-layers 3 run.
+  ToolResult same = run_tool("indexcache-calibrate", {"--model", ws.model, "--data", ws.data, "--keep-layers", "3",
+                                                      "--out", out, "--resume"});
+  CHECK(same.status == 0);
+}
+
+TEST_CASE("SIGKILL at random points, then --resume, gives the uninterrupted plan", "[plan][resume]") {
+  // 40 sequences make a run last a few seconds, so kills land inside the search.
+  Workspace ws("dsv32_default", 10);
+  const std::string reference = ws.file("reference.yaml");
+  ToolResult full = run_tool("indexcache-calibrate", ws.search_arguments(reference, "1"));
+  REQUIRE(full.status == 0);
+  const double seconds = read_plan(reference).wall_seconds;
+  std::mt19937 random(20261123);
+  int resumed_with_steps = 0;
+  for (int trial = 0; trial < 6; ++trial) {
+    const std::string out = ws.file("trial" + std::to_string(trial) + ".yaml");
+    std::uniform_real_distribution<double> when(0.15, 0.95);
+    double delay = seconds * when(random);
+    std::vector<std::string> arguments = ws.search_arguments(out, "1");
+    std::string command = "exec " + shell_quote(std::string(INDEXCACHE_TOOLS_DIR) + "/indexcache-calibrate");
+    for (const std::string& argument : arguments) command += " " + shell_quote(argument);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::execl("/bin/sh", "sh", "-c", (command + " --quiet >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::usleep(static_cast<useconds_t>(delay * 1e6));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    INFO("trial " << trial << ", killed after " << delay << " s");
+    CHECK_FALSE(path_exists(out));  // a killed run never leaves a plan
+    if (path_exists(out + ".journal")) {
+      ++resumed_with_steps;
+      std::vector<std::string> resume = arguments;
+      resume.push_back("--resume");
+      ToolResult finished = run_tool("indexcache-calibrate", resume);
+      INFO(finished.err);
+      REQUIRE(finished.status == 0);
+    } else {
+      REQUIRE(run_tool("indexcache-calibrate", arguments).status == 0);  // killed before any step
+    }
+    CHECK(stable_part(read_text(out)) == stable_part(read_text(reference)));
+  }
+  CHECK(resumed_with_steps >= 3);
+}

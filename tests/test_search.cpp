@@ -1,0 +1,174 @@
+// The greedy search (Algorithm 1) against transformers' trajectories, prefix reuse against full
+// forwards, the stop rules, and the layer-pattern helpers it relies on.
+#include <algorithm>
+
+#include "calibrate_run.h"
+#include "catch_shim.h"
+#include "checkpoint.h"
+#include "golden_fixture.h"
+#include "greedy_search.h"
+#include "layer_pattern.h"
+#include "model.h"
+#include "error.h"
+
+using namespace indexcache;
+using namespace indexcache::testing;
+
+namespace {
+
+DsaModel open_model(const std::string& name) {
+  ModelConfig config = load_model_config(golden_dir(name));
+  Fp8BlockSize block;
+  if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+  return DsaModel(config, Checkpoint::open(golden_dir(name), block), ModelOptions{});
+}
+
+SearchResult search(DsaModel& model, const std::string& name, SearchOptions options) {
+  Progress quiet(true);
+  return greedy_search(model, golden_sequences(name), options, quiet);
+}
+
+}  // namespace
+
+TEST_CASE("greedy search reproduces transformers trajectories", "[search][golden]") {
+  for (const std::string& name : golden_cases()) {
+    SECTION(name) {
+      nlohmann::json expected = read_json_file(golden_dir(name) + "/expected.json");
+      DsaModel model = open_model(name);
+      SearchOptions options;
+      options.target_kept = 1;
+      SearchResult result = search(model, name, options);
+      const auto& trajectory = expected.at("greedy").at("trajectory");
+      REQUIRE(result.trajectory.size() == trajectory.size());
+      CHECK(relative_error(result.baseline_loss, expected.at("baseline_loss").get<double>()) <= 1e-5);
+      for (std::size_t i = 0; i < trajectory.size(); ++i) {
+        INFO(name << " step " << i + 1);
+        CHECK(result.trajectory[i].removed == trajectory[i].at("removed").get<int64_t>());
+        CHECK(relative_error(result.trajectory[i].loss, trajectory[i].at("loss").get<double>()) <= 1e-5);
+        CHECK(result.trajectory[i].pattern == trajectory[i].at("pattern").get<std::string>());
+        // Every candidate's loss, not only the winner's.
+        const auto& candidates = trajectory[i].at("candidates");
+        REQUIRE(result.trajectory[i].candidates.size() == candidates.size());
+        for (std::size_t j = 0; j < candidates.size(); ++j) {
+          CHECK(result.trajectory[i].candidates[j].layer == candidates[j].at("layer").get<int64_t>());
+          CHECK(relative_error(result.trajectory[i].candidates[j].loss, candidates[j].at("loss").get<double>()) <= 1e-5);
+        }
+      }
+      CHECK(result.stop_rule == "target-kept");
+      CHECK(std::count(result.final_pattern.begin(), result.final_pattern.end(), 'F') == 1);
+    }
+  }
+}
+
+TEST_CASE("prefix reuse gives bit-identical losses to full forwards with fewer layer forwards", "[search]") {
+  DsaModel model = open_model("glm_dsa");
+  SearchOptions with_reuse;
+  with_reuse.target_kept = 2;
+  SearchOptions without_reuse = with_reuse;
+  without_reuse.prefix_reuse = false;
+  SearchResult reused = search(model, "glm_dsa", with_reuse);
+  SearchResult full = search(model, "glm_dsa", without_reuse);
+  REQUIRE(reused.trajectory.size() == full.trajectory.size());
+  CHECK(reused.baseline_loss == full.baseline_loss);
+  for (std::size_t i = 0; i < full.trajectory.size(); ++i) {
+    REQUIRE(reused.trajectory[i].candidates.size() == full.trajectory[i].candidates.size());
+    for (std::size_t j = 0; j < full.trajectory[i].candidates.size(); ++j) {
+      CHECK(reused.trajectory[i].candidates[j].loss == full.trajectory[i].candidates[j].loss);
+    }
+  }
+  CHECK(reused.final_pattern == full.final_pattern);
+  // 6 layers, 4 sequences: the naive count is 4 x 6 x (1 baseline + 5 + 4 + 3 + 2 candidates).
+  CHECK(full.naive_layer_forwards == 4 * 6 * 15);
+  CHECK(full.layer_forwards == full.naive_layer_forwards);
+  CHECK(full.layer_forwards_run == full.layer_forwards);
+  CHECK(reused.naive_layer_forwards == full.naive_layer_forwards);
+  CHECK(reused.layer_forwards_run == reused.layer_forwards);
+  CHECK(reused.layer_forwards < full.layer_forwards);
+}
+
+TEST_CASE("max-loss-increase stops before the loss would exceed the limit", "[search]") {
+  // dsv32_yarn's trajectory: +0.24%, +0.06%, +0.25%, +0.66%, +1.68% over the baseline.
+  DsaModel model = open_model("dsv32_yarn");
+  SearchOptions options;
+  options.target_kept = 1;
+  options.max_loss_increase = 0.005;
+  SearchResult result = search(model, "dsv32_yarn", options);
+  CHECK(result.stop_rule == "max-loss-increase");
+  REQUIRE(result.trajectory.size() == 3);
+  CHECK(result.final_loss <= result.baseline_loss * 1.005);
+  REQUIRE(result.stopped_at.has_value());
+  CHECK(result.stopped_at->removed == 2);
+  CHECK(result.stopped_at->loss > result.baseline_loss * 1.005);
+  CHECK(result.final_pattern == "FFFSSS");
+}
+
+TEST_CASE("pinned pipeline-stage layers stay F", "[search]") {
+  DsaModel model = open_model("dsv32_default");
+  SearchOptions options;
+  options.target_kept = 2;
+  options.pinned_layers = {3};
+  SearchResult result = search(model, "dsv32_default", options);
+  CHECK(result.final_pattern == "FSSFSS");
+  for (const SearchStep& step : result.trajectory) {
+    for (const CandidateLoss& candidate : step.candidates) CHECK(candidate.layer != 3);
+  }
+  options.target_kept = 1;  // below what the pins allow: the search ends with no candidates
+  result = search(model, "dsv32_default", options);
+  CHECK(result.stop_rule == "no-candidates");
+  CHECK(result.final_pattern == "FSSFSS");
+}
+
+TEST_CASE("layer patterns: parsing, index_topk_freq and even spacing", "[pattern]") {
+  CHECK(LayerPattern::parse("FSFS", 4, "t").kept() == 2);
+  CHECK(LayerPattern::parse("FSSF", 4, "t").source_layer(2) == 0);
+  CHECK(LayerPattern::parse("FSSF", 4, "t").source_layer(3) == 3);
+  CHECK_THROWS_AS(LayerPattern::parse("FSF", 4, "t"), InputError);
+  CHECK_THROWS_AS(LayerPattern::parse("FSXF", 4, "t"), InputError);
+  CHECK_THROWS_AS(LayerPattern::parse("SFFF", 4, "t"), InputError);
+  // index_topk_freq=N: layer i is F iff max(i - 1, 0) % N == 0 (layers 0, 1, then every N-th).
+  CHECK(LayerPattern::from_frequency(10, 4).text() == "FFSSSFSSSF");
+  CHECK(LayerPattern::from_frequency(6, 1).text() == "FFFFFF");
+  CHECK(LayerPattern::evenly_spaced(8, 2).text() == "FSSSFSSS");
+  CHECK(LayerPattern::evenly_spaced(61, 15).kept() == 15);
+  CHECK(LayerPattern::evenly_spaced(6, 6).text() == "FFFFFF");
+}
+
+TEST_CASE("keep fraction and keep-layers resolve to a target count", "[search]") {
+  SearchSettings settings;
+  settings.keep_fraction = 0.25;
+  CHECK(resolve_target_kept(settings, 61) == 15);  // 15.25
+  settings.keep_fraction = 0.5;
+  CHECK(resolve_target_kept(settings, 61) == 31);  // 30.5 rounds half up
+  settings.keep_fraction = 0.01;
+  CHECK(resolve_target_kept(settings, 61) == 1);  // max(1, round(0.61))
+  settings.keep_fraction = 1.0;
+  CHECK(resolve_target_kept(settings, 78) == 78);
+  for (double bad : {0.0, -0.1, 1.01}) {
+    settings.keep_fraction = bad;
+    CHECK_THROWS_AS(resolve_target_kept(settings, 61), InputError);
+  }
+  settings.keep_fraction.reset();
+  settings.keep_layers = 4;
+  CHECK(resolve_target_kept(settings, 61) == 4);
+  for (int64_t bad : {int64_t{0}, int64_t{62}}) {
+    settings.keep_layers = bad;
+    CHECK_THROWS_AS(resolve_target_kept(settings, 61), InputError);
+  }
+  settings.keep_layers = 4;
+  settings.keep_fraction = 0.25;
+  CHECK_THROWS_AS(resolve_target_kept(settings, 61), InputError);  // both
+  settings = SearchSettings{};
+  CHECK_THROWS_AS(resolve_target_kept(settings, 61), InputError);  // neither
+  settings.keep_layers = 2;
+  settings.pp_stages = {0, 20, 40};
+  CHECK_THROWS_AS(resolve_target_kept(settings, 61), InputError);  // pins 3 > 2
+}
+
+TEST_CASE("pipeline stages parse and check the first layer of each stage", "[plan]") {
+  CHECK(parse_pp_stages("0,15,30", 61) == std::vector<int64_t>{0, 15, 30});
+  CHECK_THROWS_AS(parse_pp_stages("0,61", 61), InputError);
+  CHECK_THROWS_AS(parse_pp_stages("15,0", 61), InputError);
+  CHECK_THROWS_AS(parse_pp_stages("0,a", 61), InputError);
+  CHECK(check_pp_stages("FSSFSS", {0, 3}).empty());
+  CHECK(check_pp_stages("FSSFSS", {0, 2}).find("layer 2") != std::string::npos);
+}

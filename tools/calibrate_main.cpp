@@ -1,0 +1,244 @@
+// indexcache-calibrate: finds which layers of a DSA model keep their lightning indexer (greedy
+// search on calibration data) and writes the layer plan; also evaluates given patterns
+// (--eval), checks a committed plan (--check), validates (--validate) and exports (--export).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <sys/stat.h>
+
+#include "atomic_file.h"
+#include "calibrate_run.h"
+#include "error.h"
+#include "pattern_evaluation.h"
+#include "progress.h"
+#include "report_calibrate.h"
+#include "report_output_dir.h"
+#include "search_journal.h"
+#include "session.h"
+#include "tool_main.h"
+
+using namespace indexcache;
+
+namespace {
+
+const char* kDescription =
+    "indexcache-calibrate: choose which layers of a DeepSeek-Sparse-Attention model (DeepSeek-V3.2, GLM-5)\n"
+    "keep their lightning indexer. Runs the IndexCache greedy search on calibration data and writes a\n"
+    "layer plan (YAML) with the F/S pattern and the exact flags for vLLM, SGLang and transformers.\n\n"
+    "Examples:\n"
+    "  indexcache-calibrate --keep 0.25 --out plan.yaml                       # bundled tiny model + data\n"
+    "  indexcache-calibrate --model ./DeepSeek-V3.2 --data code legal --keep 0.25 --device cuda --out plan.yaml\n"
+    "  indexcache-calibrate --model DIR --data my.jsonl --eval FSFSFS... --json losses.json\n"
+    "  indexcache-calibrate --check plan.yaml          # CI: regenerate and fail (exit 1) if the pattern drifted\n"
+    "  indexcache-calibrate --validate plan.yaml --model DIR --pp-stages 0,31\n"
+    "  indexcache-calibrate --plan plan.yaml --export vllm\n\n"
+    "A search also writes a report next to the plan (<plan stem>-report/report.html, self-contained, plus SVGs and\n"
+    "report.json): loss along the search, the pattern, per-domain loss on held-out data, projected indexer cost.\n"
+    "With no --model/--data the bundled tiny DSA model and the bundled mixed calibration set are used.\n"
+    "Exit status: 0 done, 1 --check found drift, 2 bad input (one-line message, nothing written).\n";
+
+struct Arguments {
+  SessionOptions session;
+  SearchSettings search;
+  std::vector<std::string> eval_patterns;
+  std::string out_path = "indexcache-plan.yaml";
+  std::string json_path;
+  std::string pp_stages_text;
+  std::string check_path, validate_path, plan_path;
+  std::string export_format, export_out;
+  bool resume = false;
+  bool quiet = false;
+  bool no_prefix_reuse = false;
+  std::string report_dir;
+  bool no_report = false;
+};
+
+void add_options(CLI::App& app, Arguments& a) {
+  app.add_option("--model", a.session.model_dir, "Checkpoint directory (default: the bundled tiny DSA model)");
+  app.add_option("--data", a.session.data_specs,
+                 "Calibration data: .jsonl ({\"text\"} or {\"input_ids\"} records) or .txt files, bundled set names, "
+                 "or one YAML mix (default: the bundled mix configs/mix-default.yaml)");
+  app.add_option("--seq-len", a.session.seq_len, "Tokens per packed sequence for text data (default: the mix's, else 1024)");
+  app.add_option("--num-samples", a.session.num_samples, "Number of calibration sequences (default: all the data gives)");
+  app.add_option("--seed", a.session.seed, "Sampling seed (default: 0)");
+  app.add_option("--split", a.session.split,
+                 "Split of the bundled data sets: calibration or heldout (default: calibration)");
+  app.add_option("--device", a.session.device, "cpu, cuda or cuda:N (default: cpu)");
+  app.add_option("--devices", a.session.devices,
+                 "Place contiguous layer ranges on several GPUs of this host, e.g. cuda:0,cuda:1 (balanced by weight bytes)");
+  app.add_flag("--offload", a.session.offload,
+               "Stream layer weights from host memory (prefetching the next layer) instead of keeping them on the device");
+  app.add_option("--prefix-cache-gb", a.search.prefix_cache_gib,
+                 "Device memory for the search's cached hidden states, in GiB; the rest goes to pinned host memory "
+                 "(default: 30% of the GPU's free memory; unlimited on the CPU)");
+  app.add_option("--attention", a.session.attention,
+                 "Attention path: auto (sparse when tokens > 4 x index_topk), eager (transformers' computation) "
+                 "or sparse (gathers only the selected keys)");
+  app.add_option("--dtype", a.session.dtype, "Compute dtype fp32 or bf16 (default: fp32 on cpu, bf16 on cuda)");
+  app.add_option("--indexer-precision", a.session.indexer_precision,
+                 "Indexer q/k precision: model (as transformers: the compute dtype), fp32, bf16, or fp8 "
+                 "(e4m3 with per-token scales, as serving engines use) (default: model)");
+  app.add_option("--keep", a.search.keep_fraction, "Fraction of indexers to keep: N = max(1, round(FRACTION x layers))");
+  app.add_option("--keep-layers", a.search.keep_layers, "Number of indexers (F layers) to keep");
+  app.add_option("--max-loss-increase", a.search.max_loss_increase,
+                 "Also stop before the loss would exceed baseline x (1 + R), e.g. 0.01");
+  app.add_option("--pp-stages", a.pp_stages_text,
+                 "First layer of each pipeline stage, e.g. 0,31: kept F by the search, checked by --validate");
+  app.add_option("--out", a.out_path, "Layer plan to write (default: indexcache-plan.yaml); journal: <out>.journal");
+  app.add_flag("--resume", a.resume, "Continue an interrupted search from <out>.journal");
+  app.add_option("--eval", a.eval_patterns, "Evaluate these F/S patterns (and the all-F baseline) instead of searching");
+  app.add_option("--json", a.json_path, "Also write machine-readable results (JSON) to this file");
+  app.add_option("--check", a.check_path, "Regenerate PLAN with its recorded settings; exit 1 with a diff if it drifted");
+  app.add_option("--validate", a.validate_path, "Check a plan file (with --model: against the weights)");
+  app.add_option("--plan", a.plan_path, "An existing plan, for --export");
+  app.add_option("--export", a.export_format, "Print the plan as vllm | sglang override JSON, or hf-config (config.json)");
+  app.add_option("--export-out", a.export_out, "Write the --export output to this file instead of stdout");
+  app.add_flag("--no-prefix-reuse", a.no_prefix_reuse, "Evaluate every candidate from layer 0 (for comparison)");
+  app.add_flag("--quiet", a.quiet, "No progress on stderr");
+  app.add_option("--report-dir", a.report_dir,
+                 "Folder for the search report: report.html, SVGs, report.json (default: <plan stem>-report next to "
+                 "the plan)");
+  app.add_flag("--no-report", a.no_report, "Write no search report (it costs two forwards over the held-out data)");
+}
+
+void write_output(const std::string& path, const std::string& contents) {
+  if (path.empty()) {
+    std::fputs(contents.c_str(), stdout);
+  } else {
+    write_file_atomically(path, contents);
+  }
+}
+
+int run_eval(Arguments& a) {
+  if (!a.json_path.empty()) check_writable(a.json_path);
+  Progress progress(a.quiet);
+  Session session = open_session(a.session);
+  std::vector<LayerPattern> patterns;
+  for (const std::string& text : a.eval_patterns) {
+    patterns.push_back(LayerPattern::parse(text, session.config.num_hidden_layers, "--eval"));
+  }
+  EvaluationReport report = evaluate_patterns(session, patterns, progress);
+  if (!a.json_path.empty()) write_file_atomically(a.json_path, evaluation_json(report, session).dump(1) + "\n");
+  std::printf("%s", evaluation_table(report).c_str());
+  return 0;
+}
+
+int run_search_command(Arguments& a) {
+  check_writable(a.out_path);
+  if (!a.json_path.empty()) check_writable(a.json_path);
+  if (!a.export_out.empty()) check_writable(a.export_out);
+  const std::string report_dir = a.no_report ? "" : search_report_dir(a.out_path, a.report_dir);
+  if (!report_dir.empty()) check_output_directory(report_dir, "--report-dir");
+  Progress progress(a.quiet);
+  Session session = open_session(a.session);
+  if (!a.pp_stages_text.empty()) a.search.pp_stages = parse_pp_stages(a.pp_stages_text, session.config.num_hidden_layers);
+  resolve_target_kept(a.search, session.config.num_hidden_layers);  // reject bad --keep before any work
+  nlohmann::json details;
+  const std::string journal = SearchJournal::path_for(a.out_path);
+  LayerPlan plan = run_search(session, a.session, a.search, journal, a.resume, progress, &details);
+  write_file_atomically(a.out_path, plan_to_yaml(plan));
+  SearchJournal(journal, {}).remove();
+  if (!a.json_path.empty()) {
+    nlohmann::ordered_json result = session_json(session);
+    result["plan"] = a.out_path;
+    result["pattern"] = plan.pattern;
+    result["baseline_loss"] = plan.baseline_loss;
+    result["final_loss"] = plan.final_loss;
+    result["search"] = details;
+    write_file_atomically(a.json_path, result.dump(1) + "\n");
+  }
+  if (!a.export_format.empty()) write_output(a.export_out, export_plan(plan, a.export_format, session.model_dir));
+  // The report comes after the plan: the plan is safe on disk before the extra evaluation.
+  std::string report_path;
+  if (!report_dir.empty()) {
+    report_path = write_search_report(report_dir, build_search_report(session, a.session, plan, a.out_path, progress));
+  }
+  progress.finish();
+  std::printf("%splan      %s\n", plan_summary(plan).c_str(), a.out_path.c_str());
+  if (!report_path.empty()) std::printf("report    %s\n", report_path.c_str());
+  return 0;
+}
+
+int run_check(Arguments& a) {
+  LayerPlan recorded = read_plan(a.check_path);
+  SessionOptions options = session_options_from_plan(recorded, a.session.device);
+  SearchSettings settings = search_settings_from_plan(recorded);
+  Progress progress(a.quiet);
+  Session session = open_session(options);
+  std::string scratch_journal = a.check_path + ".check.journal";
+  LayerPlan regenerated = run_search(session, options, settings, scratch_journal, false, progress);
+  SearchJournal(scratch_journal, {}).remove();
+  std::string difference = fingerprint_difference(recorded.indexer_tensors, regenerated.indexer_tensors);
+  if (!difference.empty()) std::printf("note: the model's indexer weights changed since the plan: %s\n", difference.c_str());
+  if (regenerated.pattern == recorded.pattern) {
+    std::printf("up to date: %s (%s, loss %.6f now, %.6f in the plan)\n", a.check_path.c_str(), recorded.pattern.c_str(),
+                regenerated.final_loss, recorded.final_loss);
+    return 0;
+  }
+  std::printf("drift: %s no longer matches a fresh search with its settings\n%s", a.check_path.c_str(),
+              pattern_diff(recorded.pattern, regenerated.pattern).c_str());
+  std::printf("  loss: plan %.6f, regenerated %.6f; regenerate with the plan's settings to update it\n",
+              recorded.final_loss, regenerated.final_loss);
+  return 1;
+}
+
+int run_validate(Arguments& a) {
+  std::vector<int64_t> stages;
+  if (!a.pp_stages_text.empty()) {
+    LayerPlan plan = read_plan(a.validate_path);
+    stages = parse_pp_stages(a.pp_stages_text, plan.num_hidden_layers);
+  }
+  std::printf("%s\n", validate_plan(a.validate_path, a.session.model_dir, stages).c_str());
+  return 0;
+}
+
+int run_export(Arguments& a) {
+  if (!a.export_out.empty()) check_writable(a.export_out);
+  LayerPlan plan = read_plan(a.plan_path);
+  write_output(a.export_out, export_plan(plan, a.export_format, a.session.model_dir));
+  return 0;
+}
+
+// Exactly one mode per invocation; mixing them is a command-line error.
+int dispatch(Arguments& a) {
+  int modes = !a.eval_patterns.empty() + !a.check_path.empty() + !a.validate_path.empty() + !a.plan_path.empty();
+  if (modes > 1) throw InputError("command line", "--eval, --check, --validate and --plan are separate modes; give one");
+  if (!a.plan_path.empty() && a.export_format.empty()) throw InputError("--plan", "is only used with --export");
+  if (!a.export_out.empty() && a.export_format.empty()) throw InputError("--export-out", "needs --export FORMAT");
+  if (modes == 1 && (a.search.keep_fraction || a.search.keep_layers) && a.plan_path.empty()) {
+    throw InputError("--keep/--keep-layers", "belong to the search, not to --eval/--check/--validate");
+  }
+  if (modes == 1 && (!a.report_dir.empty() || a.no_report)) {
+    throw InputError("--report-dir/--no-report", "belong to the search, not to --eval/--check/--validate/--plan");
+  }
+  if (a.no_report && !a.report_dir.empty()) throw InputError("--no-report", "contradicts --report-dir; give one");
+  if (!a.eval_patterns.empty()) return run_eval(a);
+  if (!a.check_path.empty()) return run_check(a);
+  if (!a.validate_path.empty()) return run_validate(a);
+  if (!a.plan_path.empty()) return run_export(a);
+  if (!a.export_format.empty() && !a.search.keep_fraction && !a.search.keep_layers) {
+    throw InputError("--export", "needs a plan: give --plan PLAN.yaml, or run a search (--keep) in the same call");
+  }
+  return run_search_command(a);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_tool("indexcache-calibrate", [&]() -> int {
+    CLI::App app{kDescription};
+    app.get_formatter()->column_width(30);
+    Arguments arguments;
+    add_options(app, arguments);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+      std::printf("%s", app.help().c_str());
+      return 0;
+    } catch (const CLI::ParseError& error) {
+      throw InputError("command line", first_line(error.what()));
+    }
+    arguments.search.prefix_reuse = !arguments.no_prefix_reuse;
+    return dispatch(arguments);
+  });
+}
