@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <vector>
+#include <yaml-cpp/yaml.h>
 
 #include "calibration_data.h"
 #include "error.h"
@@ -215,10 +216,15 @@ TEST_CASE("every bundled set tokenizes, and the default mix takes from each", "[
       CHECK(set.sources[0].sha256.size() == 64);
     }
   }
-  DataOptions options =
-      text_options({std::string(INDEXCACHE_SOURCE_DIR) + "/configs/mix-default.yaml"}, 0);
-  const CalibrationSet set = load_calibration_data(options);
+  const std::string mix_path = std::string(INDEXCACHE_SOURCE_DIR) + "/configs/mix-default.yaml";
+  const YAML::Node mix = YAML::LoadFile(mix_path);
+  const int64_t num_samples = mix["num_samples"].as<int64_t>();
+  const int64_t seq_len = mix["seq_len"].as<int64_t>();
+  REQUIRE(mix["sets"].size() == 4);
+  REQUIRE(num_samples % 4 == 0);  // equal weights: each set gives a quarter
+  const CalibrationSet set = load_calibration_data(text_options({mix_path}, 0));
   REQUIRE(set.sources.size() == 4);
-  for (const auto& source : set.sources) CHECK(source.sequences == 8);  // 32 samples, 4 sets
-  CHECK(set.seq_len == 1024);
+  for (const auto& source : set.sources) CHECK(source.sequences == num_samples / 4);
+  CHECK(set.seq_len == seq_len);
+  for (const auto& sequence : set.sequences) CHECK(sequence.size() == static_cast<std::size_t>(seq_len));
 }
