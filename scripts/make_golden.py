@@ -35,6 +35,9 @@ overlap matrix, and the all-F top-k sets as 32-bit digests (FNV-1a 64 of the sor
 written as "i,j,k", low 32 bits, 8 hex digits per query; the full sets would be ~20 MB), plus
 the rows whose k-th and (k+1)-th index scores nearly tie (with their full sets). The checkpoint
 is not copied: tests/test_tiny_model.cpp reads models/tiny-dsa and checks its sha256 first.
+Equal index scores (a trained indexer scores many keys exactly 0) are ordered by lower position
+first, indexcache's rule, unless --tie-rule torch leaves them to torch.topk; expected.json
+records which (fixtures without the field were made with torch's order).
 """
 
 import argparse
@@ -192,6 +195,11 @@ class Recorder:
         self.router_gap = math.inf
         self.row_gaps = {}       # layer -> [T] k-th minus (k+1)-th score (trained mode)
         self.last_row_gaps = None
+        # How the indexer's top-k orders equal scores: "torch" leaves it to torch.topk (order
+        # unspecified: on the CPU it is not the lowest position), "lowest-position" is
+        # indexcache's rule (lib/indexer.h). Trained mode uses the latter: a trained indexer
+        # scores many keys exactly 0, and a fixture should not depend on torch internals.
+        self.tie_rule = "torch"
 
     def reset(self, pattern):
         self.pattern = pattern
@@ -214,6 +222,10 @@ def _recording_topk(original_topk):
                 gap = (values[:, measured, k - 1] - values[:, measured, k]).min().item()
                 REC.index_gap = min(REC.index_gap, gap)
             REC.last_row_gaps = (values[0, :, k - 1] - values[0, :, k], values[0, :, k - 1])
+        if REC.tie_rule == "lowest-position" and largest and k <= n:
+            # A stable descending sort keeps equal scores in ascending position order.
+            values, indices = torch.sort(self, dim=dim, descending=True, stable=True)
+            return torch.return_types.topk((values.narrow(dim, 0, k), indices.narrow(dim, 0, k)))
         return original_topk(self, k, dim=dim, largest=largest, sorted=sorted)
     return topk
 
@@ -715,8 +727,9 @@ def uniform_pattern(layers, kept):
     return "".join("F" if l in full else "S" for l in range(layers))
 
 
-def make_trained(model_dir, out_dir, data_root):
+def make_trained(model_dir, out_dir, data_root, tie_rule):
     global ROW_GAPS
+    REC.tie_rule = tie_rule
     from tokenizers import Tokenizer
     tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     config = AutoConfig.from_pretrained(model_dir)
@@ -792,6 +805,7 @@ def make_trained(model_dir, out_dir, data_root):
                 "per domain (windows j * n / 2 of the n the split gives)",
         "dtype": "float32",
         "attention": "eager",
+        "tie_rule": tie_rule,
         "num_hidden_layers": layers,
         "index_topk": k,
         "sequence_domains": domains,
@@ -823,10 +837,12 @@ def main():
     parser.add_argument("--trained", metavar="MODEL_DIR",
                         help="golden data for a trained checkpoint (e.g. models/tiny-dsa) instead of the cases")
     parser.add_argument("--data-root", default="calibration_data", help="bundled sets, for --trained")
+    parser.add_argument("--tie-rule", choices=["lowest-position", "torch"], default="lowest-position",
+                        help="for --trained: how the indexer's top-k orders equal scores")
     args = parser.parse_args()
     torch.set_num_threads(min(8, os.cpu_count() or 1))
     if args.trained:
-        make_trained(args.trained, args.out, args.data_root)
+        make_trained(args.trained, args.out, args.data_root, args.tie_rule)
         return
     os.makedirs(args.out, exist_ok=True)
     for name in args.cases:
