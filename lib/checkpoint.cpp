@@ -38,6 +38,13 @@ bool path_exists(const std::string& path) {
   return ::stat(path.c_str(), &status) == 0;
 }
 
+// Whether the directory entry itself exists (a dangling link or a symlink loop counts), so the
+// file's own open names what is wrong with it instead of "no model.safetensors".
+bool entry_exists(const std::string& path) {
+  struct stat status {};
+  return ::lstat(path.c_str(), &status) == 0;
+}
+
 bool is_directory(const std::string& path) {
   struct stat status {};
   return ::stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode);
@@ -157,9 +164,9 @@ Checkpoint Checkpoint::open(const std::string& dir, Fp8BlockSize fp8_block) {
   checkpoint.fp8_block_ = fp8_block;
   const std::string index_path = join_path(dir, kIndexFile);
   const std::string single_path = join_path(dir, kSingleFile);
-  if (path_exists(index_path)) {
+  if (entry_exists(index_path)) {
     checkpoint.open_shards(index_path);
-  } else if (path_exists(single_path)) {
+  } else if (entry_exists(single_path)) {
     checkpoint.files_.push_back(SafetensorsFile::open(single_path));
     checkpoint.build_table(single_path);
   } else {
@@ -174,7 +181,7 @@ void Checkpoint::open_shards(const std::string& index_path) {
   for (const auto& [tensor, shard] : weight_map) {
     if (shard_index.count(shard) != 0) continue;
     const std::string shard_path = join_path(dir_, shard);
-    if (!path_exists(shard_path)) {
+    if (!entry_exists(shard_path)) {
       throw InputError(index_path, "shard " + one_line(shard) + " (named for tensor " + one_line(tensor) +
                                        ") does not exist in " + dir_);
     }

@@ -143,10 +143,13 @@ std::vector<SearchStep> SearchJournal::read(const std::string& path, const nlohm
   }
   const auto steps = journal.find("steps");
   const auto baseline = journal.find("baseline_loss");
-  if (steps == journal.end() || !steps->is_array() || baseline == journal.end() || !baseline->is_number()) {
-    throw InputError(path, "is missing its steps or baseline_loss");
+  if (baseline == journal.end()) throw InputError(path, "has no baseline_loss");
+  if (!is_finite_number(*baseline)) {
+    throw InputError(path, std::string("baseline_loss must be a finite number, got ") +
+                               (baseline->is_number() ? "a non-finite number" : baseline->type_name()));
   }
-  if (!is_finite_number(*baseline)) throw InputError(path, "baseline_loss is not a finite number");
+  if (steps == journal.end()) throw InputError(path, "has no steps");
+  if (!steps->is_array()) throw InputError(path, std::string("steps must be a list, got ") + steps->type_name());
   *baseline_loss = baseline->get<double>();
   std::vector<SearchStep> result;
   for (std::size_t i = 0; i < steps->size(); ++i) result.push_back(step_from_json((*steps)[i], path, i));

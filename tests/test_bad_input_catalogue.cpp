@@ -356,6 +356,25 @@ TEST_CASE("catalogue: broken checkpoint files", "[tools][bad-input][catalogue]")
          });
        },
        {"model.layers.2.self_attn.indexer.wk.weight", "shape"}},
+      {"a header length one byte more than the file holds",
+       [](Workspace& ws) {
+         write_bytes(ws.model_file("model.safetensors"), safetensors_bytes_raw("{}", {}, uint64_t{3}));
+       },
+       {"model.safetensors", "header length 3 runs past the end of the file (10 bytes)"}},
+      {"NaN in a norm weight (the tensor is named)",
+       [](Workspace& ws) {
+         edit_tensors(ws.model_file("model.safetensors"), [](std::vector<WriterTensor>& tensors) {
+           set_float(tensor_named(tensors, "model.norm.weight"), 0, std::numeric_limits<float>::quiet_NaN());
+         });
+       },
+       {"model.safetensors", "model.norm.weight", "NaN or Inf"}},
+      {"model.safetensors is a dangling symlink",
+       [](Workspace& ws) {
+         const std::string path = ws.model_file("model.safetensors");
+         remove_tree(path);
+         REQUIRE(::symlink("nowhere.safetensors", path.c_str()) == 0);
+       },
+       {"model.safetensors", "No such file or directory"}},
       {"model.safetensors is a directory",
        [](Workspace& ws) { replace_with_directory(ws.model_file("model.safetensors")); },
        {"model.safetensors", "is a directory"}},
@@ -585,11 +604,26 @@ TEST_CASE("catalogue: broken layer plans", "[tools][bad-input][catalogue]") {
          validate_plan_file(ws, [](const std::string& path) { replace_text(path, std::string("\x00\xff\x01[{", 5)); });
        },
        {"p.yaml"}},
-      {"the plan truncated in the middle",
+      // Truncations at three offsets; where the cut lands decides the message, so each row cuts
+      // at a fixed landmark of the plan text.
+      {"the plan truncated in the middle (inside a line of a flow list)",
        [](Workspace& ws) {
-         validate_plan_file(ws, [](const std::string& path) { truncate_file(path, static_cast<int64_t>(read_text(path).size()) / 2); });
+         validate_plan_file(ws, [](const std::string& path) {
+           const std::string text = read_text(path);
+           truncate_file(path, static_cast<int64_t>(text.find('"', text.size() / 2) + 10));
+         });
        },
-       {"p.yaml", "is missing"}},
+       {"p.yaml", "is not valid YAML: line", "end of sequence flow not found"}},
+      {"the plan truncated at a line boundary before calibration:",
+       [](Workspace& ws) {
+         validate_plan_file(ws, [](const std::string& path) {
+           truncate_file(path, static_cast<int64_t>(read_text(path).find("\ncalibration:") + 1));
+         });
+       },
+       {"p.yaml", "calibration is missing"}},
+      {"the plan truncated to its first 10 bytes (a comment)",
+       [](Workspace& ws) { validate_plan_file(ws, [](const std::string& path) { truncate_file(path, 10); }); },
+       {"p.yaml", "not a layer plan"}},
       {"num_hidden_layers is a string", [](Workspace& ws) { validate_edited_plan(ws, "num_hidden_layers: 6", "num_hidden_layers: six"); },
        {"p.yaml", "model.num_hidden_layers must be an integer"}},
       {"num_hidden_layers is 0", [](Workspace& ws) { validate_edited_plan(ws, "num_hidden_layers: 6", "num_hidden_layers: 0"); },
@@ -643,12 +677,12 @@ TEST_CASE("catalogue: broken resume journals", "[tools][bad-input][catalogue]") 
        [](Workspace& ws) {
          nlohmann::json bad = step(3, "FFFSFF");
          bad["removed"] = "3";
-         resume_with_steps(ws, {bad});
+         resume_with_steps(ws, nlohmann::json::array({bad}));
        },
        {"p.yaml.journal", "steps[0] is malformed: removed must be an integer"}},
-      {"a step removing layer 99 of 6", [](Workspace& ws) { resume_with_steps(ws, {step(99, "FFFSFF")}); },
+      {"a step removing layer 99 of 6", [](Workspace& ws) { resume_with_steps(ws, nlohmann::json::array({step(99, "FFFSFF")})); },
        {"p.yaml.journal", "steps[0] removes layer 99"}},
-      {"a step removing layer 0", [](Workspace& ws) { resume_with_steps(ws, {step(0, "SFFFFF")}); },
+      {"a step removing layer 0", [](Workspace& ws) { resume_with_steps(ws, nlohmann::json::array({step(0, "SFFFFF")})); },
        {"p.yaml.journal", "steps[0] removes layer 0"}},
       {"a step whose pattern does not follow from the removed layer",
        [](Workspace& ws) { resume_with_steps(ws, {step(3, "FFFSFF"), step(2, "FFSFFF")}); },
@@ -658,9 +692,12 @@ TEST_CASE("catalogue: broken resume journals", "[tools][bad-input][catalogue]") 
          resume_with_steps(ws, {step(1, "FSFFFF"), step(2, "FSSFFF"), step(3, "FSSSFF"), step(4, "FSSSSF"), step(5, "FSSSSS")});
        },
        {"p.yaml.journal", "has 5 steps"}},
+      {"steps is an object, not a list",
+       [](Workspace& ws) { resume_with_steps(ws, step(3, "FFFSFF")); },
+       {"p.yaml.journal", "steps must be a list, got object"}},
       {"baseline_loss is not a number",
        [](Workspace& ws) { resume_with_steps(ws, nlohmann::json::array(), "6.8"); },
-       {"p.yaml.journal", "missing its steps or baseline_loss"}},
+       {"p.yaml.journal", "baseline_loss must be a finite number, got string"}},
   });
 }
 

@@ -162,6 +162,10 @@ TEST_CASE("non-finite activations stop the run naming the layer and the sequence
           "[crash][nan]") {
   Workspace ws;
   // Finite weights whose products overflow float32: layer 1's attention output becomes Inf.
+  // o_proj x 1e37 alone leaves some entries just under FLT_MAX (later RMSNorms then give
+  // zeros, not Inf, on some BLAS builds); scaling the values (kv_b_proj) by 1e6 as well puts
+  // attention output x o_proj orders of magnitude beyond FLT_MAX, so the overflow is certain.
+  scale_tensor(ws.model + "/model.safetensors", "model.layers.1.self_attn.kv_b_proj.weight", 1e6f);
   scale_tensor(ws.model + "/model.safetensors", "model.layers.1.self_attn.o_proj.weight", 1e37f);
   SECTION("--eval") {
     ToolResult result = run_tool("indexcache-calibrate", {"--model", ws.model, "--data", ws.data, "--eval", "FSFSFS",
