@@ -135,6 +135,7 @@ void trajectory_tables(HtmlReport& page, const LayerPlan& plan) {
 void domain_section(HtmlReport& page, const DomainLossReport& losses) {
   page.heading(2, "Loss per domain: plan against all F");
   if (!losses.note.empty()) page.paragraph(losses.note, "note");
+  page.begin_row();
   page.figures({domain_loss_chart(losses).element()});
   std::vector<std::vector<std::string>> rows;
   std::vector<const DomainLoss*> entries = {&losses.all};
@@ -148,6 +149,7 @@ void domain_section(HtmlReport& page, const DomainLossReport& losses) {
                     table_cell(percent_change(entry->plan_loss, entry->baseline_loss), " class=\"num\"")});
   }
   page.table({"domain", "data", "sequences", "all F loss", "plan loss", "change"}, rows, " id=\"domains\"");
+  page.end_row();
 }
 
 void cost_section(HtmlReport& page, const SearchReport& report) {
@@ -337,8 +339,12 @@ std::string search_report_html(const SearchReport& report) {
                  "the previous F layer's top-k) into S. Grey points are the candidates each step did not take; the "
                  "diamond and square are uniform patterns with the plan's number of indexers.",
                  "small");
+  page.begin_row();
   page.figures({trajectory_chart(plan).element()});
+  page.begin_column();
   trajectory_tables(page, plan);
+  page.end_column();
+  page.end_row();
   domain_section(page, report.domain_losses);
   cost_section(page, report);
   sources_section(page, plan);

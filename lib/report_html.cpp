@@ -20,6 +20,9 @@ p.subtitle { color: #57606a; margin: 0 0 16px; }
 p.note { background: #fff8e1; border-left: 4px solid #e0a800; padding: 8px 12px; margin: 10px 0; }
 p.small { color: #57606a; font-size: 12px; }
 .figures { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.row { display: flex; flex-wrap: wrap; gap: 0 24px; align-items: flex-start; }
+.row > .figures, .row > table { margin-bottom: 12px; }
+.column h3:first-child { margin-top: 0; }
 .figures svg { background: #ffffff; border: 1px solid #d9dde3; border-radius: 6px; max-width: 100%; height: auto; }
 table { border-collapse: collapse; background: #ffffff; border: 1px solid #d9dde3; font-variant-numeric: tabular-nums;
         margin: 6px 0 12px; }
@@ -69,6 +72,11 @@ void HtmlReport::figures(const std::vector<std::string>& svg_elements) {
   for (const std::string& svg : svg_elements) body_ += svg;
   body_ += "</div>\n";
 }
+
+void HtmlReport::begin_row() { body_ += "<div class=\"row\">\n"; }
+void HtmlReport::end_row() { body_ += "</div>\n"; }
+void HtmlReport::begin_column() { body_ += "<div class=\"column\">\n"; }
+void HtmlReport::end_column() { body_ += "</div>\n"; }
 
 void HtmlReport::table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                        const std::string& attributes) {

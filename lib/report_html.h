@@ -26,6 +26,12 @@ class HtmlReport {
   void markup(const std::string& html);
   // A row of pictures (SVG elements) that wraps on narrow screens.
   void figures(const std::vector<std::string>& svg_elements);
+  // Everything added between begin_row() and end_row() (pictures, tables, headings) is laid out
+  // side by side, wrapping on narrow screens; begin_column()/end_column() stack items inside a row.
+  void begin_row();
+  void end_row();
+  void begin_column();
+  void end_column();
   // Header cells are escaped; row cells are markup from table_cell / number_cell.
   void table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
              const std::string& attributes = "");

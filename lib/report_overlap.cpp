@@ -163,6 +163,7 @@ SvgDocument adjacent_overlap_chart(const OverlapReport& report, const DomainOver
   spec.title = group_label(group) + ": overlap with the previous layer";
   spec.x_label = "layer l (overlap with layer l-1)";
   spec.y_label = "overlap";
+  spec.width = 560;  // next to a heatmap of the widest size on a 1400-pixel page
   spec.y_low = 0.0;
   spec.y_high = 1.0;
   spec.references.push_back({report.block_threshold, "threshold " + fixed_number(report.block_threshold, 2)});
@@ -193,16 +194,21 @@ std::string overlap_report_html(const OverlapReport& report, const nlohmann::ord
   }
   page.heading(2, "Summary");
   summary_table(page, report);
-  for (const DomainOverlap& group : report.domains) {
+  // All data first, then its per-layer table, then each domain: the table is about all data
+  // (nearest earlier layer, blocks) and holds every domain's adjacent overlap for comparison.
+  for (std::size_t i = 0; i < report.domains.size(); ++i) {
+    const DomainOverlap& group = report.domains[i];
     page.heading(2, group_label(group) + " (" + std::to_string(group.sequences) + " sequences, " +
                         std::to_string(group.measured_queries) + " measured queries)");
     page.figures({overlap_heatmap(report, group).element(), adjacent_overlap_chart(report, group).element()});
     page.paragraph("Blocks: " + blocks_phrase(group.statistics.blocks) + ". Files: overlap-" + group.file_stem +
                        ".csv, overlap-" + group.file_stem + ".svg.",
                    "small");
+    if (i == 0) {
+      page.heading(2, "Per layer");
+      per_layer_table(page, report);
+    }
   }
-  page.heading(2, "Per layer");
-  per_layer_table(page, report);
   describe_run(page, report, json);
   definitions(page, report);
   return page.document();
