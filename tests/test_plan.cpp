@@ -1,6 +1,9 @@
 // Layer plans: written deterministically, read back, validated against the model, exported
 // for serving engines, checked for drift, and resumable after SIGKILL.
+#include <chrono>
+#include <cstdio>
 #include <random>
+#include <thread>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -229,35 +232,109 @@ TEST_CASE("a journal from a different run is refused, not mixed in", "[plan][bad
   CHECK(same.status == 0);
 }
 
+namespace {
+
+// The number of steps in the journal at `path`: -1 when there is none (yet, or any more). The
+// journal is replaced by rename, so a read sees one whole version.
+int journal_steps(const std::string& path) {
+  if (!path_exists(path)) return -1;
+  const nlohmann::json journal = nlohmann::json::parse(read_text(path), nullptr, false);
+  if (journal.is_discarded() || !journal.contains("steps") || !journal["steps"].is_array()) return -1;
+  return static_cast<int>(journal["steps"].size());
+}
+
+}  // namespace
+
 TEST_CASE("SIGKILL at random points, then --resume, gives the uninterrupted plan", "[plan][resume]") {
-  // 40 sequences make a run last a few seconds, so kills land inside the search.
+  // Kill points are chosen by the run's progress, not by the clock, so CPU load cannot move
+  // them outside the search: each trial picks how many steps must be committed first
+  // (0: anywhere from start-up on) and then a random time within the next step (the previous
+  // step's duration as the scale). A trial whose run ended (or wrote its plan) before the kill
+  // is repeated with the kill sooner, so every trial kills a run in progress.
+  // 40 sequences make each of the five steps last long enough to land inside.
   Workspace ws("dsv32_default", 10);
   const std::string reference = ws.file("reference.yaml");
+  const auto reference_started = std::chrono::steady_clock::now();
   ToolResult full = run_tool("indexcache-calibrate", ws.search_arguments(reference, "1"));
+  const double full_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - reference_started).count();
   REQUIRE(full.status == 0);
-  const double seconds = read_plan(reference).wall_seconds;
+  const std::string expected = stable_part(read_text(reference));
   std::mt19937 random(20261123);
+  std::uniform_real_distribution<double> fraction(0.0, 1.0);
   int resumed_with_steps = 0;
-  for (int trial = 0; trial < 6; ++trial) {
+  constexpr int kTrials = 6;
+  for (int trial = 0; trial < kTrials; ++trial) {
     const std::string out = ws.file("trial" + std::to_string(trial) + ".yaml");
-    std::uniform_real_distribution<double> when(0.15, 0.95);
-    double delay = seconds * when(random);
+    const std::string journal = out + ".journal";
+    // Trials 0 and 1 kill before any step is committed or during the first; the rest after 1..3 steps.
+    const int wait_steps = trial < 2 ? 0 : 1 + static_cast<int>(random() % 3);
+    double when = fraction(random);
     std::vector<std::string> arguments = ws.search_arguments(out, "1");
     std::string command = "exec " + shell_quote(std::string(INDEXCACHE_TOOLS_DIR) + "/indexcache-calibrate");
     for (const std::string& argument : arguments) command += " " + shell_quote(argument);
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      ::execl("/bin/sh", "sh", "-c", (command + " --quiet >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
+    bool killed = false;
+    int steps_at_kill = -1;
+    double waited = 0.0;
+    for (int attempt = 0; attempt < 8 && !killed; ++attempt, when /= 2) {
+      std::remove(out.c_str());
+      std::remove(journal.c_str());
+      const auto started = std::chrono::steady_clock::now();
+      pid_t child = ::fork();
+      REQUIRE(child >= 0);
+      if (child == 0) {
+        ::execl("/bin/sh", "sh", "-c", (command + " --quiet >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      };
+      // Phase 1: until `wait_steps` steps are committed, timing the step before (the scale of phase 2).
+      int status = 0;
+      bool ended = false;
+      auto last_change = started;
+      double step_seconds = 0.0;
+      int seen = -1;
+      while (!ended && wait_steps > 0 && seen < wait_steps) {
+        if (::waitpid(child, &status, WNOHANG) == child) {
+          ended = true;
+          break;
+        }
+        const int now = journal_steps(journal);
+        if (now > seen) {
+          step_seconds = seconds_since(last_change);
+          last_change = std::chrono::steady_clock::now();
+          seen = now;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      // With nothing to wait for, the scale is a whole run's start-up and first step.
+      if (wait_steps == 0) step_seconds = full_seconds / 3;
+      // Phase 2: a random time into the next step, then SIGKILL if the run is still going.
+      waited = when * step_seconds;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(waited);
+      while (!ended && std::chrono::steady_clock::now() < deadline) {
+        if (::waitpid(child, &status, WNOHANG) == child) ended = true;
+        else std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      if (!ended) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+      }
+      killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+      steps_at_kill = journal_steps(journal);
+      if (killed && path_exists(out)) {
+        // Killed between the plan's rename and the journal's removal: the plan is whole (the
+        // rename is atomic), so it must be the final one; the trial is repeated with a sooner kill.
+        CHECK(stable_part(read_text(out)) == expected);
+        killed = false;
+      }
     }
-    ::usleep(static_cast<useconds_t>(delay * 1e6));
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    INFO("trial " << trial << ", killed after " << delay << " s");
+    INFO("trial " << trial << ": killed " << waited << " s after " << wait_steps << " committed steps; journal has "
+                  << steps_at_kill);
+    REQUIRE(killed);  // eight tries, each killing sooner, always catch the run before its end
     CHECK_FALSE(path_exists(out));  // a killed run never leaves a plan
-    if (path_exists(out + ".journal")) {
+    CHECK(steps_at_kill >= (wait_steps > 0 ? wait_steps : -1));
+    if (path_exists(journal)) {
       ++resumed_with_steps;
       std::vector<std::string> resume = arguments;
       resume.push_back("--resume");
@@ -267,7 +344,8 @@ TEST_CASE("SIGKILL at random points, then --resume, gives the uninterrupted plan
     } else {
       REQUIRE(run_tool("indexcache-calibrate", arguments).status == 0);  // killed before any step
     }
-    CHECK(stable_part(read_text(out)) == stable_part(read_text(reference)));
+    CHECK(stable_part(read_text(out)) == expected);
+    CHECK_FALSE(path_exists(journal));
   }
-  CHECK(resumed_with_steps >= 3);
+  CHECK(resumed_with_steps >= 4);  // trials 2..5 always had committed steps
 }
