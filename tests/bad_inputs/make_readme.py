@@ -76,11 +76,44 @@ PLAN_ROWS = [
 ]
 
 
-def table(rows):
+# The issue's list of required inputs (issue 8), each with a pattern over the row titles (and
+# area) that finds the rows covering it.
+ISSUE_ITEMS = [
+    ("truncated files at several offsets", r"truncated|missing its last byte"),
+    ("header length of 0", r"header length (of )?0"),
+    ("header length > file size", r"header length (past|one byte more)"),
+    ("overlapping tensors", r"overlapping"),
+    ("NaN/Inf in weights (the tensor named)", r"NaN|Inf"),
+    ("wrong shapes for the config", r"wrong shape|does not match the tensor shapes|scale of the wrong shape"),
+    ("config fields of the wrong JSON type", r"is a float|is a string|wrong JSON type|wrong YAML type|format is a number"),
+    ("huge dimensions that overflow size computations", r"overflow|2\^40|a million"),
+    ("symlink loops", r"symlink loop"),
+    ("a directory where a file is expected", r"is a directory|names a directory|names a file, not"),
+    ("permission denied", r"permission denied|unwritable"),
+    ("disk full (tmpfs ENOSPC, RLIMIT_FSIZE)", r"disk full|file size limit"),
+    ("invalid UTF-8 in text data", r"invalid UTF-8"),
+    ("a 10 MB single-line document", r"10 MB"),
+    ("input_ids negative or above the vocabulary", r"input_ids|input id|beyond the model's vocabulary"),
+]
+
+
+def coverage(sections):
+    lines = ["| issue item | rows |", "|---|---|"]
+    for item, pattern in ISSUE_ITEMS:
+        found = []
+        for prefix, rows in sections:
+            for number, (area, title, _) in enumerate(rows, 1):
+                if re.search(pattern, title, re.I):
+                    found.append(f"{prefix}{number}")
+        lines.append(f"| {item} | {', '.join(found) or 'MISSING'} |")
+    return "\n".join(lines)
+
+
+def table(rows, prefix):
     lines = ["| # | area | input | expected in the message |", "|---|---|---|---|"]
     for number, (area, title, fragments) in enumerate(rows, 1):
         shown = ", ".join("`" + f.replace("|", "\\|") + "`" for f in fragments) or "(exit 2, one line)"
-        lines.append(f"| {number} | {area} | {title.replace('|', '/')} | {shown} |")
+        lines.append(f"| {prefix}{number} | {area} | {title.replace('|', '/')} | {shown} |")
     return "\n".join(lines)
 
 
@@ -88,6 +121,8 @@ def main():
     catalogue = catalogue_rows()
     tools = tools_bad_input_rows()
     total = len(catalogue) + len(tools) + len(PLAN_ROWS)
+    titles = [title for _, title, _ in catalogue + tools + PLAN_ROWS]
+    duplicates = sorted({t for t in titles if titles.count(t) > 1})
     text = f"""# Bad-input catalogue
 
 Every input below makes `indexcache-calibrate` exit with status 2 and print one line,
@@ -107,24 +142,29 @@ How the harder cases are made:
 - FIFOs stand where a file is expected, to check that no reader blocks on one;
 - symlink loops (a link to itself) and directories where a file is expected.
 
+Rows are numbered C (catalogue), T (tools) and P (plan). The issue's list, and the rows that
+cover each item:
+
+{coverage([("C", catalogue), ("T", tools), ("P", PLAN_ROWS)])}
+
 Crash safety (SIGKILL during journal writes, NaN/Inf activations and losses) is tested in
 `tests/test_crash_safety.cpp`; the fuzz targets are in `tests/fuzz/`.
 
 ## tests/test_bad_input_catalogue.cpp ({len(catalogue)} cases)
 
-{table(catalogue)}
+{table(catalogue, "C")}
 
 ## tests/test_tools_bad_input.cpp ({len(tools)} cases)
 
-{table(tools)}
+{table(tools, "T")}
 
 ## tests/test_plan.cpp ({len(PLAN_ROWS)} cases)
 
-{table(PLAN_ROWS)}
+{table(PLAN_ROWS, "P")}
 """
     with open(os.path.join(HERE, "README.md"), "w", encoding="utf-8") as out:
         out.write(text)
-    print(f"{total} cases")
+    print(f"{total} cases ({len(set(titles))} distinct titles; repeated: {duplicates})")
 
 
 if __name__ == "__main__":
