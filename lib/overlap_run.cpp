@@ -135,6 +135,7 @@ OverlapReport measure_overlap(Session& session, const OverlapOptions& options, P
   std::vector<OverlapAccumulator> accumulators;
   for (std::size_t g = 0; g < names.size(); ++g) accumulators.emplace_back(report.layers(), report.index_topk);
   std::vector<int64_t> sequence_counts(names.size(), 0);
+  std::vector<double> chance_sums(names.size(), 0.0);
   const LayerPattern all_full = LayerPattern::all_full(config.num_hidden_layers);
   const auto& sequences = session.data.sequences;
   double nll = 0.0;
@@ -146,7 +147,13 @@ OverlapReport measure_overlap(Session& session, const OverlapOptions& options, P
     const std::string& domain = session.data.sources[session.data.sequence_source[i]].domain;
     std::size_t group = static_cast<std::size_t>(std::find(names.begin(), names.end(), domain) - names.begin());
     std::vector<at::Tensor> selected(one.topk.begin() + report.first_layer, one.topk.begin() + report.last_layer + 1);
-    accumulators[group].add(selected, effective_stride(static_cast<int64_t>(sequences[i].size()), report.index_topk, options));
+    const int64_t tokens = static_cast<int64_t>(sequences[i].size());
+    const int64_t stride = effective_stride(tokens, report.index_topk, options);
+    accumulators[group].add(selected, stride);
+    // The same queries as the accumulator measures: t = k, k + stride, ... < tokens.
+    for (int64_t t = report.index_topk; t < tokens; t += stride) {
+      chance_sums[group] += static_cast<double>(report.index_topk) / static_cast<double>(t + 1);
+    }
     ++sequence_counts[group];
     nll += one.nll_sum;
     predictions += one.predictions;
@@ -155,12 +162,16 @@ OverlapReport measure_overlap(Session& session, const OverlapOptions& options, P
 
   // All data: the domains' intersection counts summed (the same as accumulating every sequence once).
   std::vector<std::string> taken;
-  DomainOverlap all{"all", file_stem_for("all", taken), static_cast<int64_t>(sequences.size()), 0, {}, {}};
+  auto mean_chance = [](double sum, int64_t measured) { return measured > 0 ? sum / static_cast<double>(measured) : 0.0; };
+  DomainOverlap all{"all", file_stem_for("all", taken), static_cast<int64_t>(sequences.size()), 0, 0.0, {}, {}};
   at::Tensor counts = at::zeros({report.layers(), report.layers()}, at::kDouble);
-  for (const OverlapAccumulator& accumulator : accumulators) {
-    counts += accumulator.counts();
-    all.measured_queries += accumulator.measured_queries();
+  double chance_sum = 0.0;
+  for (std::size_t g = 0; g < accumulators.size(); ++g) {
+    counts += accumulators[g].counts();
+    all.measured_queries += accumulators[g].measured_queries();
+    chance_sum += chance_sums[g];
   }
+  all.chance_overlap = mean_chance(chance_sum, all.measured_queries);
   all.overlap = mean_overlap(counts, all.measured_queries, report.index_topk);
   report.domains.push_back(all);
   // Per domain only when there is more than one with data (else it would repeat "all").
@@ -169,7 +180,9 @@ OverlapReport measure_overlap(Session& session, const OverlapOptions& options, P
     for (std::size_t g = 0; g < names.size(); ++g) {
       if (sequence_counts[g] == 0) continue;
       report.domains.push_back({names[g], file_stem_for(names[g], taken), sequence_counts[g],
-                                accumulators[g].measured_queries(), accumulators[g].matrix(), {}});
+                                accumulators[g].measured_queries(),
+                                mean_chance(chance_sums[g], accumulators[g].measured_queries()),
+                                accumulators[g].matrix(), {}});
     }
   }
   for (DomainOverlap& group : report.domains) {
@@ -194,6 +207,7 @@ nlohmann::ordered_json overlap_json(const OverlapReport& report, const Session& 
   result["max_queries"] = report.max_queries > 0 ? nlohmann::ordered_json(report.max_queries) : nlohmann::ordered_json();
   result["block_threshold"] = report.block_threshold;
   result["measured_queries"] = all.measured_queries;
+  result["chance_overlap"] = all.chance_overlap;
   result["baseline_loss"] = report.baseline_loss;
   result["overlap"] = all.overlap;
   const nlohmann::ordered_json all_statistics = statistics_json(all);
@@ -203,6 +217,7 @@ nlohmann::ordered_json overlap_json(const OverlapReport& report, const Session& 
     nlohmann::ordered_json entry{{"domain", group.name},
                                  {"sequences", group.sequences},
                                  {"measured_queries", group.measured_queries},
+                                 {"chance_overlap", group.chance_overlap},
                                  {"overlap", group.overlap}};
     const nlohmann::ordered_json statistics = statistics_json(group);
     for (const auto& [key, value] : statistics.items()) entry[key] = value;
@@ -240,6 +255,9 @@ std::string overlap_summary(const OverlapReport& report) {
   if (all.measured_queries == 0) {
     return text + "no query had more than index_topk causal candidates: use longer sequences (--seq-len)\n";
   }
+  std::snprintf(line, sizeof line, "chance level %.3f (random top-%lld choices on the same queries would overlap this much)\n",
+                all.chance_overlap, static_cast<long long>(report.index_topk));
+  text += line;
   std::size_t width = 6;
   for (const DomainOverlap& group : report.domains) width = std::max(width, group.name.size());
   std::snprintf(line, sizeof line, "%-*s %6s %8s %9s %14s  blocks (overlap >= %.2f)\n", static_cast<int>(width),

@@ -70,6 +70,8 @@ void describe_run(HtmlReport& page, const OverlapReport& report, const nlohmann:
                                                                  : "query stride " + std::to_string(report.query_stride)) +
                                        (report.max_queries > 0 ? ", at most " + std::to_string(report.max_queries) + " per sequence" : "") +
                                        ")"},
+              {"chance overlap", fixed_number(report.all().chance_overlap, 4) +
+                                     " (random top-k choices on the same queries: mean of k / (t+1))"},
               {"all-F loss", fixed_number(report.baseline_loss, 6) + " (mean next-token NLL)"},
               {"block threshold", fixed_number(report.block_threshold, 2)},
               {"time", fixed_number(report.seconds, 1) + " s"}});
@@ -97,12 +99,13 @@ void summary_table(HtmlReport& page, const OverlapReport& report) {
     std::string data = attribute("data-domain", group.name);
     rows.push_back({table_cell(group_label(group)), table_cell(std::to_string(group.sequences), " class=\"num\""),
                     table_cell(std::to_string(group.measured_queries), " class=\"num\"" + data + " data-field=\"measured\""),
+                    number_cell(group.chance_overlap, 4, data + " data-field=\"chance\""),
                     number_cell(mean, 4, data + " data-field=\"adjacent-mean\""),
                     number_cell(lowest == adjacent.end() ? 0.0 : *lowest, 4, data + " data-field=\"adjacent-min\""),
                     table_cell(std::to_string(lowest_layer), " class=\"num\""),
                     table_cell(blocks_phrase(group.statistics.blocks))});
   }
-  page.table({"domain", "sequences", "measured queries", "adjacent mean", "adjacent min", "at layer",
+  page.table({"domain", "sequences", "measured queries", "chance level", "adjacent mean", "adjacent min", "at layer",
               "blocks (pairwise overlap ≥ " + fixed_number(report.block_threshold, 2) + ")"},
              rows);
 }
@@ -141,7 +144,10 @@ void definitions(HtmlReport& page, const OverlapReport& report) {
                  "b's indexer also chooses, |A_t ∩ B_t| / k, averaged over all measured queries of all sequences. "
                  "1 means the two layers pick the same tokens; a layer whose indexer is dropped (S) reuses the "
                  "selection of the nearest kept (F) layer before it, so a high overlap with that layer means little "
-                 "is lost. Colours use one fixed 0–1 scale in every heatmap.");
+                 "is lost. Colours use one fixed 0–1 scale in every heatmap. Read the values against chance: "
+                 "two layers picking k of the t+1 candidates at random would overlap k / (t+1) on average (the "
+                 "red dashed line in the line charts, " + fixed_number(report.all().chance_overlap, 4) +
+                 " for these queries), which is high when sequences are not much longer than k.");
   page.paragraph("Block: layers first–last (at least two) whose pairwise overlaps are all at least the threshold. "
                  "Blocks are found left to right: a block starts at the first layer not in an earlier block and grows "
                  "while the next layer's overlap with every layer already in it is at least the threshold. Within a "
@@ -167,6 +173,9 @@ SvgDocument adjacent_overlap_chart(const OverlapReport& report, const DomainOver
   spec.y_low = 0.0;
   spec.y_high = 1.0;
   spec.references.push_back({report.block_threshold, "threshold " + fixed_number(report.block_threshold, 2)});
+  if (group.measured_queries > 0) {
+    spec.references.push_back({group.chance_overlap, "chance " + fixed_number(group.chance_overlap, 2), "#c0392b"});
+  }
   if (group.name == "all" && report.domains.size() > 1) {
     for (std::size_t i = 1; i < report.domains.size(); ++i) {
       ChartSeries series = adjacent_series(report, report.domains[i], series_colour(static_cast<int>(i)));

@@ -160,6 +160,20 @@ TEST_CASE("overlap report writes every file with SVG cells and HTML numbers equa
     CHECK(cell->text == four_decimals(json.at("nearest_earlier")[layer].at("overlap").get<double>()));
   }
   CHECK(html.find("td", "data-field", "nearest-overlap").size() == 5);
+  // Chance level: mean of k / (t+1) over the measured queries, so all data is the domains'
+  // query-weighted mean, and the summary table shows the JSON's values.
+  const double chance = json.at("chance_overlap").get<double>();
+  CHECK(chance > 0.0);
+  CHECK(chance < 1.0);
+  const double weighted = (code.at("chance_overlap").get<double>() * code.at("measured_queries").get<double>() +
+                           legal.at("chance_overlap").get<double>() * legal.at("measured_queries").get<double>()) /
+                          json.at("measured_queries").get<double>();
+  CHECK(std::abs(chance - weighted) <= 1e-12);
+  CHECK(html.find("td", "data-field", "chance").size() == 3);
+  for (const XmlElement* cell : html.find("td", "data-field", "chance")) {
+    CHECK(cell->text == four_decimals(domain_entry(json, cell->get("data-domain")).at("chance_overlap").get<double>()));
+  }
+  CHECK(result.out.find("chance level ") != std::string::npos);
   for (const XmlElement* cell : html.find("td", "data-field", "measured")) {
     CHECK(std::stoll(cell->text) == domain_entry(json, cell->get("data-domain")).at("measured_queries").get<int64_t>());
   }
