@@ -267,13 +267,18 @@ std::vector<int64_t> checked_ids(const Json& ids, const ReadContext& context,
 Json parse_record(const std::string& line, const std::string& where) {
   try {
     return Json::parse(line);
-  } catch (const Json::parse_error& error) {
+  } catch (const Json::exception& error) {
+    // parse_error for bad syntax; out_of_range for a number beyond double (1E888, found by
+    // fuzzing: tests/fuzz/regressions/calibration_data/number_out_of_range).
     const std::size_t bad = invalid_utf8_offset(line);
     if (bad != std::string_view::npos) {
       throw InputError(where, "invalid UTF-8 at byte " + std::to_string(bad + 1) +
                                   " of the line (data files must be UTF-8)");
     }
-    throw InputError(where, "not valid JSON (error at byte " + std::to_string(error.byte) + ")");
+    if (const auto* parse_error = dynamic_cast<const Json::parse_error*>(&error)) {
+      throw InputError(where, "not valid JSON (error at byte " + std::to_string(parse_error->byte) + ")");
+    }
+    throw InputError(where, "not valid JSON (a number is out of range)");
   }
 }
 
