@@ -26,8 +26,9 @@ echo
 echo "== indexcache-overlap: cross-layer top-k overlap on the same data"
 build/indexcache-overlap --out-dir "$out/overlap"
 echo
-echo "== the layer plan ($out/plan.yaml), first lines"
-sed -n '1,/^calibration:/p' "$out/plan.yaml" | sed '$d'
+echo "== the layer plan ($out/plan.yaml): the pattern and what serving stacks read"
+grep -E '^(format|pattern|full_layers|kept|total):' "$out/plan.yaml"
+sed -n '/^serving:/,/^[a-z#]/p' "$out/plan.yaml" | grep -v '^#' | grep -v '^volatile:'
 echo
 echo "Outputs:"
 row() { printf '  %-30s %s\n' "$1" "$2"; }
