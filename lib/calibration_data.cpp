@@ -478,6 +478,10 @@ T yaml_value(const YAML::Node& node, const std::string& path, const std::string&
 void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed,
                 const std::string& path, const std::string& field) {
   for (const auto& entry : map) {
+    // YAML allows lists and maps as keys ("? - a"); a mix only has plain names.
+    if (!entry.first.IsScalar()) {
+      throw InputError(path, (field.empty() ? "" : field + ": ") + "a key that is not a plain name");
+    }
     const std::string key = entry.first.as<std::string>();
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       throw InputError(path, (field.empty() ? "" : field + ".") + key +
