@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "error.h"
+#include "file_system.h"
 #include "fp8.h"
 
 namespace indexcache {
@@ -28,26 +29,17 @@ const char* const kSingleFile = "model.safetensors";
 const char* const kIndexFile = "model.safetensors.index.json";
 const char* const kScaleSuffix = "_scale_inv";
 
-std::string join_path(const std::string& dir, const std::string& name) {
+// Names from the checkpoint (file names, shard names in the index) always resolve under `dir`,
+// even one starting with '/' (file_system.h's join_path would take that as absolute).
+std::string path_under(const std::string& dir, const std::string& name) {
   if (dir.empty() || dir.back() == '/') return dir + name;
   return dir + "/" + name;
 }
 
-bool path_exists(const std::string& path) {
+// Whether `path` leads to something, following symbolic links (path_exists looks at the entry).
+bool target_exists(const std::string& path) {
   struct stat status {};
   return ::stat(path.c_str(), &status) == 0;
-}
-
-// Whether the directory entry itself exists (a dangling link or a symlink loop counts), so the
-// file's own open names what is wrong with it instead of "no model.safetensors".
-bool entry_exists(const std::string& path) {
-  struct stat status {};
-  return ::lstat(path.c_str(), &status) == 0;
-}
-
-bool is_directory(const std::string& path) {
-  struct stat status {};
-  return ::stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode);
 }
 
 // Messages are one line; names come from files.
@@ -153,7 +145,7 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
 }  // namespace
 
 Checkpoint Checkpoint::open(const std::string& dir, Fp8BlockSize fp8_block) {
-  if (!path_exists(dir)) throw InputError(dir, "checkpoint directory does not exist");
+  if (!target_exists(dir)) throw InputError(dir, "checkpoint directory does not exist");
   if (!is_directory(dir)) throw InputError(dir, "is not a directory (expected a checkpoint directory)");
   if (fp8_block.rows <= 0 || fp8_block.cols <= 0) {
     throw InputError(dir, "FP8 block size " + std::to_string(fp8_block.rows) + "x" +
@@ -162,11 +154,13 @@ Checkpoint Checkpoint::open(const std::string& dir, Fp8BlockSize fp8_block) {
   Checkpoint checkpoint;
   checkpoint.dir_ = dir;
   checkpoint.fp8_block_ = fp8_block;
-  const std::string index_path = join_path(dir, kIndexFile);
-  const std::string single_path = join_path(dir, kSingleFile);
-  if (entry_exists(index_path)) {
+  const std::string index_path = path_under(dir, kIndexFile);
+  const std::string single_path = path_under(dir, kSingleFile);
+  // path_exists looks at the entry itself: a dangling link or a symlink loop is found here, and
+  // the open below names what is wrong with it instead of "no model.safetensors".
+  if (path_exists(index_path)) {
     checkpoint.open_shards(index_path);
-  } else if (entry_exists(single_path)) {
+  } else if (path_exists(single_path)) {
     checkpoint.files_.push_back(SafetensorsFile::open(single_path));
     checkpoint.build_table(single_path);
   } else {
@@ -180,8 +174,8 @@ void Checkpoint::open_shards(const std::string& index_path) {
   std::map<std::string, std::size_t> shard_index;  // shard file name -> position in files_
   for (const auto& [tensor, shard] : weight_map) {
     if (shard_index.count(shard) != 0) continue;
-    const std::string shard_path = join_path(dir_, shard);
-    if (!entry_exists(shard_path)) {
+    const std::string shard_path = path_under(dir_, shard);
+    if (!path_exists(shard_path)) {
       throw InputError(index_path, "shard " + one_line(shard) + " (named for tensor " + one_line(tensor) +
                                        ") does not exist in " + dir_);
     }

@@ -65,15 +65,8 @@ std::set<std::string> names_with_prefix(const std::string& directory, const std:
 // disk (the hook holds it there), and kills it with SIGKILL. Returns false when the run ended
 // before that write.
 bool kill_during_journal_write(const Workspace& ws, const std::string& out, int write_number) {
-  std::string command = "INDEXCACHE_TEST_JOURNAL_DELAY_MS=400 exec " +
-                        shell_quote(std::string(INDEXCACHE_TOOLS_DIR) + "/indexcache-calibrate");
-  for (const std::string& argument : ws.search(out)) command += " " + shell_quote(argument);
-  const pid_t child = ::fork();
+  const pid_t child = start_tool("indexcache-calibrate", ws.search(out), "INDEXCACHE_TEST_JOURNAL_DELAY_MS=400");
   REQUIRE(child >= 0);
-  if (child == 0) {
-    ::execl("/bin/sh", "sh", "-c", (command + " --quiet >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
   const std::string prefix = file_name(out) + ".journal.tmp." + std::to_string(child) + ".";
   std::set<std::string> seen;
   bool killed = false;

@@ -270,8 +270,6 @@ TEST_CASE("SIGKILL at random points, then --resume, gives the uninterrupted plan
     const int wait_steps = trial < 2 ? 0 : 1 + static_cast<int>(random() % 3);
     double when = fraction(random);
     std::vector<std::string> arguments = ws.search_arguments(out, "1");
-    std::string command = "exec " + shell_quote(std::string(INDEXCACHE_TOOLS_DIR) + "/indexcache-calibrate");
-    for (const std::string& argument : arguments) command += " " + shell_quote(argument);
     bool killed = false;
     int steps_at_kill = -1;
     double waited = 0.0;
@@ -279,12 +277,8 @@ TEST_CASE("SIGKILL at random points, then --resume, gives the uninterrupted plan
       std::remove(out.c_str());
       std::remove(journal.c_str());
       const auto started = std::chrono::steady_clock::now();
-      pid_t child = ::fork();
+      const pid_t child = start_tool("indexcache-calibrate", arguments);
       REQUIRE(child >= 0);
-      if (child == 0) {
-        ::execl("/bin/sh", "sh", "-c", (command + " --quiet >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
       auto seconds_since = [](std::chrono::steady_clock::time_point t) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       };

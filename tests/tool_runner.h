@@ -42,14 +42,20 @@ inline std::string shell_quote(const std::string& text) {
   return quoted + "'";
 }
 
-// Runs `tool` (indexcache-calibrate / indexcache-overlap) with `arguments` through /bin/sh,
-// optionally prefixed by `shell_prefix` (e.g. "ulimit -f 1;").
+// The shell words that run `tool` (indexcache-calibrate / indexcache-overlap) with `arguments`.
+inline std::string tool_command(const std::string& tool, const std::vector<std::string>& arguments) {
+  std::string command = shell_quote(std::string(INDEXCACHE_TOOLS_DIR) + "/" + tool);
+  for (const std::string& argument : arguments) command += " " + shell_quote(argument);
+  return command;
+}
+
+// Runs `tool` with `arguments` through /bin/sh, optionally prefixed by `shell_prefix`
+// (e.g. "ulimit -f 1;").
 inline ToolResult run_tool(const std::string& tool, const std::vector<std::string>& arguments,
                            const std::string& shell_prefix = "") {
   static int counter = 0;
   std::string base = "/tmp/indexcache-tool-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  std::string command = shell_prefix + " " + shell_quote(std::string(INDEXCACHE_TOOLS_DIR) + "/" + tool);
-  for (const std::string& argument : arguments) command += " " + shell_quote(argument);
+  std::string command = shell_prefix + " " + tool_command(tool, arguments);
   command += " --quiet >" + base + ".out 2>" + base + ".err";
   int raw = std::system(("(" + command + ")").c_str());
   ToolResult result;
@@ -59,6 +65,19 @@ inline ToolResult run_tool(const std::string& tool, const std::vector<std::strin
   std::remove((base + ".out").c_str());
   std::remove((base + ".err").c_str());
   return result;
+}
+
+// Starts `tool` in the background, quiet, output discarded, with `environment` ("NAME=value ...")
+// set; returns its pid (the shell execs the tool, so the pid is the tool's own), -1 if fork failed.
+inline pid_t start_tool(const std::string& tool, const std::vector<std::string>& arguments,
+                        const std::string& environment = "") {
+  const std::string command = environment + " exec " + tool_command(tool, arguments) + " --quiet >/dev/null 2>&1";
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return child;
 }
 
 }  // namespace indexcache::testing
