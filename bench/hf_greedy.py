@@ -2,7 +2,7 @@
 """The baseline for indexcache's search: the paper's Algorithm 1 run the straightforward way a
 user would today, with Hugging Face transformers.
 
-Loads the checkpoint into DeepseekV32ForCausalLM / GlmMoeDsaForCausalLM (bf16, eager attention,
+Loads the checkpoint into DeepseekV32ForCausalLM / GlmMoeDsaForCausalLM (bf16 or float32, eager attention,
 FP8 block weights dequantised to bf16 — transformers' own FP8 loader refuses the partial edge
 blocks that released checkpoints have), patches the indexer so that S layers reuse the top-k of
 the nearest F layer before them, and runs the greedy search with a full forward per candidate.
@@ -67,13 +67,13 @@ def load_tensors(model_dir):
                 yield key, t
 
 
-def build_model(model_dir):
+def build_model(model_dir, dtype):
     config = AutoConfig.from_pretrained(model_dir)
     config._attn_implementation = "eager"
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     cls = dsv32.DeepseekV32ForCausalLM if config.model_type == "deepseek_v32" else glm.GlmMoeDsaForCausalLM
-    torch.set_default_dtype(torch.bfloat16)
+    torch.set_default_dtype(dtype)
     with torch.device("cuda"):
         model = cls(config)
     torch.set_default_dtype(torch.float32)
@@ -119,10 +119,13 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--keep-layers", type=int, required=True)
+    parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16",
+                        help="compute dtype; fp32 runs without TF32, for an exact comparison with indexcache --dtype fp32")
     parser.add_argument("--json")
     args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
     load_start = time.time()
-    model, config = build_model(args.model)
+    model, config = build_model(args.model, torch.bfloat16 if args.dtype == "bf16" else torch.float32)
     with open(args.data) as f:
         sequences = [json.loads(line)["input_ids"] for line in f if line.strip()]
     torch.cuda.synchronize()
@@ -133,7 +136,7 @@ def main():
     baseline = evaluate(model, sequences, "".join(pattern))
     trajectory, forwards = [], 1
     while pattern.count("F") > args.keep_layers:
-        best = None
+        best, candidates = None, []
         for layer in range(1, layers):
             if pattern[layer] != "F":
                 continue
@@ -141,17 +144,18 @@ def main():
             candidate[layer] = "S"
             loss = evaluate(model, sequences, "".join(candidate))
             forwards += 1
+            candidates.append({"layer": layer, "loss": loss})
             if best is None or loss < best[0]:
                 best = (loss, layer)
         pattern[best[1]] = "S"
-        trajectory.append({"removed": best[1], "loss": best[0], "pattern": "".join(pattern)})
+        trajectory.append({"removed": best[1], "loss": best[0], "pattern": "".join(pattern), "candidates": candidates})
         print(f"step {len(trajectory)}: layer {best[1]} -> S, loss {best[0]:.6f}, "
               f"{time.time() - start:.1f} s", flush=True)
     seconds = time.time() - start
     result = {"baseline_loss": baseline, "trajectory": trajectory, "final_pattern": "".join(pattern),
               "search_seconds": seconds, "load_seconds": load_seconds, "full_forwards": forwards,
               "peak_gpu_bytes": torch.cuda.max_memory_allocated(),
-              "sequences": len(sequences), "tokens": sum(len(s) for s in sequences)}
+              "sequences": len(sequences), "tokens": sum(len(s) for s in sequences), "dtype": args.dtype}
     print(json.dumps({k: v for k, v in result.items() if k != "trajectory"}), flush=True)
     if args.json:
         with open(args.json, "w") as f:

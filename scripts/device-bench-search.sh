@@ -1,43 +1,179 @@
 #!/usr/bin/env bash
-# Issue 7 benchmark on the GPU machine, in one call: builds (Release), writes the random-weight
-# DeepSeek-V3.2-dimension bench model (scripts/make_bench_model.py), runs the transformers
-# greedy baseline (bench/hf_greedy.py) and our search on the same data and GPU, then the
-# one-layer throughput at long contexts (bench/layer_bench). Logs and JSON go to $OUT.
+# Issue 7 on the GPU machine (through the device tool; carry [".carry"] from
+# scripts/carry-pcre2.sh). Builds (Release), writes the random-weight DeepSeek-V3.2-dimension bench
+# model (scripts/make_bench_model.py) and runs, as STEPS says (default: all, in this order):
+#   search   the transformers greedy baseline (bench/hf_greedy.py) and our search, same data,
+#            same GPU, same run: patterns, trajectories, wall times, peak GPU memory
+#   layer    one MoE layer at 8K / 32K / 128K tokens (bench/layer_bench): tokens/s, memory
+#   offload  our search again with --offload: same losses as in memory?
+#   faults   a device index that does not exist; GPU out of memory (another process holds most
+#            of the GPU): exit status and message
+# Logs and JSON go to $OUT/bench-search.tar.gz; the summary is printed last.
 #   scripts/device-bench-search.sh [layers] [experts] [keep] [sequences] [tokens]
+# Environment: STEPS, DEADLINE (seconds after which no further step starts), DTYPE (bf16 or fp32
+# for both searches: fp32 runs without TF32 on both sides, so the trajectories can be compared
+# exactly; in bf16 the two implementations round differently), HF_TIMEOUT.
+# The model goes to build-device/bench-v32 (ignored), so a second call on a warm machine reuses it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/indexcache-out}
-mkdir -p "$OUT"
+LOG=/tmp/indexcache-bench-search
+rm -rf "$LOG"
+mkdir -p "$OUT" "$LOG"
 layers=${1:-12}; experts=${2:-16}; keep=${3:-9}; sequences=${4:-4}; tokens=${5:-4096}
-model=/tmp/bench-v32
+STEPS=${STEPS:-search layer offload faults}
+DTYPE=${DTYPE:-bf16}
+model=build-device/bench-v32-$layers-$experts-$sequences-$tokens
+started=$(date +%s)
+elapsed() { echo $(($(date +%s) - started)); }
 export PYTHONUNBUFFERED=1
+declare -A result
+
+want() {
+  [[ " $STEPS " == *" $1 "* ]] || return 1
+  if [ -n "${DEADLINE:-}" ] && [ "$(elapsed)" -ge "$DEADLINE" ]; then
+    result[$1]="skipped (deadline, $(elapsed) s)"
+    return 1
+  fi
+}
+
+# Peak GPU memory in use (nvidia-smi, every 100 ms) while a command runs: "$LOG/$1.mem".
+sampled() {
+  local name=$1; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$LOG/$name.mem" 2>/dev/null &
+  local sampler=$!
+  "$@"
+  local rc=$?
+  kill $sampler 2>/dev/null; wait $sampler 2>/dev/null
+  echo "$name: peak GPU memory in use $(sort -n "$LOG/$name.mem" | tail -1) MiB (baseline $(head -1 "$LOG/$name.mem") MiB)" >> "$LOG/memory.txt"
+  return $rc
+}
+
+finish() {
+  tar czf "$OUT/bench-search.tar.gz" -C "$(dirname "$LOG")" "$(basename "$LOG")"
+  echo
+  echo "== device-bench-search summary ($(elapsed) s)"
+  cat "$LOG/device.txt"
+  for step in build model search layer offload faults; do printf '%-8s %s\n' "$step" "${result[$step]:-not run}"; done
+  for f in compare.txt memory.txt layer.txt offload.txt faults.txt; do [ -f "$LOG/$f" ] && { echo; cat "$LOG/$f"; }; done
+}
+trap finish EXIT
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG/device.txt" 2>&1
 torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
-  -DPCRE2_ROOT="$PWD/.carry/pcre2" -DCMAKE_CUDA_ARCHITECTURES=90a -DINDEXCACHE_BUILD_TESTS=OFF > "$OUT/configure.log" 2>&1
-cmake --build build-device -j"$(nproc)" -- -k 0 > "$OUT/build.log" 2>&1 || grep -E "error" "$OUT/build.log" | head -20
-python3 scripts/make_bench_model.py --out "$model" --layers "$layers" --experts "$experts" \
-  --sequences "$sequences" --tokens "$tokens" 2>&1 | tail -3
-echo "== transformers greedy (eager, bf16)"
-python3 bench/hf_greedy.py --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" --json "$OUT/hf.json" 2>&1 |
-  grep -vE "Loading|warn" | tail -8
-echo "== indexcache greedy (bf16)"
-start=$(date +%s.%N)
-build-device/indexcache-calibrate --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" --device cuda \
-  --dtype bf16 --out "$OUT/plan.yaml" --json "$OUT/ours.json" --quiet 2>&1 | tail -8
-end=$(date +%s.%N)
-python3 - "$OUT" "$start" "$end" <<'PY'
+  -DPCRE2_ROOT="$PWD/.carry/pcre2" -DCMAKE_CUDA_ARCHITECTURES=90a > "$LOG/configure.log" 2>&1
+if ! cmake --build build-device -j"$(nproc)" --target indexcache-calibrate layer_bench > "$LOG/build.log" 2>&1; then
+  result[build]="FAILED"; grep -E "error" -A3 "$LOG/build.log" | head -30; exit 1
+fi
+result[build]="ok ($(elapsed) s)"
+
+if [ ! -f "$model/data.jsonl" ]; then
+  python3 scripts/make_bench_model.py --out "$model" --layers "$layers" --experts "$experts" \
+    --sequences "$sequences" --tokens "$tokens" > "$LOG/model.log" 2>&1 || { result[model]="FAILED"; tail -20 "$LOG/model.log"; exit 1; }
+fi
+result[model]="ok ($(elapsed) s): $(tail -1 "$LOG/model.log" 2>/dev/null)"
+
+ours() {  # ours NAME [extra flags...]: our search, wall time including load
+  local name=$1; shift
+  local start end
+  start=$(date +%s.%N)
+  build-device/indexcache-calibrate --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" --device cuda \
+    --dtype "$DTYPE" --no-report --out "$LOG/$name.yaml" --json "$LOG/$name.json" "$@" > "$LOG/$name.log" 2>&1
+  local rc=$?
+  end=$(date +%s.%N)
+  python3 -c "print($end - $start)" > "$LOG/$name.seconds"
+  return $rc
+}
+
+if want search; then
+  sampled ours ours ours
+  rc_ours=$?
+  sampled hf timeout "${HF_TIMEOUT:-330}" python3 bench/hf_greedy.py --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" \
+    --dtype "$DTYPE" --json "$LOG/hf.json" > "$LOG/hf.log" 2>&1
+  rc_hf=$?
+  result[search]="ours rc=$rc_ours, transformers rc=$rc_hf ($(elapsed) s)"
+  [ $rc_ours -ne 0 ] && tail -5 "$LOG/ours.log"
+  [ $rc_hf -ne 0 ] && tail -15 "$LOG/hf.log"
+  python3 - "$LOG" > "$LOG/compare.txt" 2>&1 <<'PY'
 import json, sys
-out, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-hf = json.load(open(f"{out}/hf.json"))
-ours = json.load(open(f"{out}/ours.json"))
-total = end - start
-print(f"transformers: search {hf['search_seconds']:.1f} s (+ load {hf['load_seconds']:.1f} s), {hf['full_forwards']} full forwards, "
-      f"peak {hf['peak_gpu_bytes'] / 2**30:.1f} GiB, pattern {hf['final_pattern']}")
-print(f"indexcache:   {total:.1f} s wall including load, pattern {ours['pattern']}")
-print(f"same final pattern: {hf['final_pattern'] == ours['pattern']}; "
-      f"ratio (transformers search only / ours incl. load): {hf['search_seconds'] / total:.2f}x")
+log = sys.argv[1]
+ours = json.load(open(f"{log}/ours.json"))
+seconds = float(open(f"{log}/ours.seconds").read())
+print(f"indexcache:   {seconds:.1f} s wall including load, pattern {ours['pattern']}")
+traj = [(s['removed'], round(s['loss'], 5)) for s in ours['search']['trajectory']]
+print("indexcache trajectory:  ", traj)
+try:
+    hf = json.load(open(f"{log}/hf.json"))
+except FileNotFoundError:
+    sys.exit("transformers: no result")
+print(f"transformers: search {hf['search_seconds']:.1f} s (+ load {hf['load_seconds']:.1f} s), {hf['full_forwards']} full "
+      f"forwards, peak allocated {hf['peak_gpu_bytes'] / 2**30:.1f} GiB, pattern {hf['final_pattern']}")
 print("transformers trajectory:", [(s['removed'], round(s['loss'], 5)) for s in hf['trajectory']])
-print("indexcache trajectory:  ", [(s['removed'], round(s['loss'], 5)) for s in ours['search']['trajectory']])
+print(f"same final pattern: {hf['final_pattern'] == ours['pattern']}; wall-time ratio: "
+      f"{hf['search_seconds'] / seconds:.2f}x (transformers search only / ours including load), "
+      f"{(hf['search_seconds'] + hf['load_seconds']) / seconds:.2f}x (both including load)")
+print(f"baseline (all F) loss: transformers {hf['baseline_loss']:.7f}, indexcache {ours['baseline_loss']:.7f} "
+      f"(rel {abs(hf['baseline_loss'] - ours['baseline_loss']) / hf['baseline_loss']:.2e})")
+worst = 0.0
+for a, b in zip(hf['trajectory'], ours['search']['trajectory']):
+    theirs = {c['layer']: c['loss'] for c in a.get('candidates', [])}
+    for c in b['candidates']:
+        if c['layer'] in theirs:
+            worst = max(worst, abs(c['loss'] - theirs[c['layer']]) / theirs[c['layer']])
+print(f"largest relative difference between the two over candidates compared at the same step: {worst:.2e}")
+for a, b in zip(hf['trajectory'], ours['search']['trajectory']):
+    print(f"  step: removed {a['removed']} / {b['removed']}, loss {a['loss']:.6f} / {b['loss']:.6f} "
+          f"(rel {abs(a['loss'] - b['loss']) / a['loss']:.2e})")
 PY
-echo "== one layer at long context"
-build-device/layer_bench "$model" --device cuda --dtype bf16 --layer 3 --tokens 8192,32768,131072 2>&1 | tail -6
+fi
+
+if want layer; then
+  sampled layer timeout 240 build-device/bench/layer_bench "$model" --device cuda --dtype bf16 --layer 3 \
+    --tokens 8192,32768,131072 > "$LOG/layer.txt" 2>&1
+  result[layer]="rc=$? ($(elapsed) s)"
+fi
+
+if want offload; then
+  sampled offload ours offload --offload
+  rc=$?
+  result[offload]="rc=$rc ($(elapsed) s)"
+  python3 - "$LOG" > "$LOG/offload.txt" 2>&1 <<'PY'
+import json, sys
+log = sys.argv[1]
+a, b = json.load(open(f"{log}/ours.json")), json.load(open(f"{log}/offload.json"))
+sa, sb = float(open(f"{log}/ours.seconds").read()), float(open(f"{log}/offload.seconds").read())
+print(f"offload: {sb:.1f} s (in memory {sa:.1f} s), pattern {b['pattern']} (in memory {a['pattern']})")
+worst = abs(a['baseline_loss'] - b['baseline_loss']) / a['baseline_loss']
+for x, y in zip(a['search']['trajectory'], b['search']['trajectory']):
+    for cx, cy in zip(x['candidates'], y['candidates']):
+        assert cx['layer'] == cy['layer']
+        worst = max(worst, abs(cx['loss'] - cy['loss']) / cx['loss'])
+print(f"largest relative loss difference over the baseline and every candidate: {worst:.3e}")
+PY
+fi
+
+if want faults; then
+  {
+    echo "--device cuda:7 on a one-GPU machine:"
+    build-device/indexcache-calibrate --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" \
+      --device cuda:7 --out "$LOG/fault.yaml" --no-report 2>&1 | tail -2
+    echo "exit ${PIPESTATUS[0]}; plan written: $([ -e "$LOG/fault.yaml" ] && echo yes || echo no)"
+    echo "out of memory (another process holds all but ~6 GiB of the GPU):"
+    python3 -c '
+import torch, time, sys
+free, _ = torch.cuda.mem_get_info()
+block = torch.empty(free - (6 << 30), dtype=torch.uint8, device="cuda")
+print("holding", block.numel() >> 30, "GiB", flush=True)
+time.sleep(120)' > "$LOG/blocker.log" 2>&1 &
+    blocker=$!
+    sleep 20
+    cat "$LOG/blocker.log"
+    build-device/indexcache-calibrate --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" \
+      --device cuda --out "$LOG/oom.yaml" --no-report 2>&1 | tail -3
+    echo "exit ${PIPESTATUS[0]}; plan written: $([ -e "$LOG/oom.yaml" ] && echo yes || echo no)"
+    kill $blocker 2>/dev/null; wait $blocker 2>/dev/null
+  } > "$LOG/faults.txt" 2>&1
+  result[faults]="done ($(elapsed) s)"
+fi
+exit 0
