@@ -2,10 +2,14 @@
 // several sequence lengths: tokens per second and the device memory the run took.
 //
 //   layer_bench MODEL_DIR [--device cuda] [--dtype bf16] [--layer 3] [--tokens 8192,32768,131072]
-//               [--attention sparse] [--repeats 3]
+//               [--attention sparse] [--repeats 3] [--trace PREFIX]
+//
+// --trace writes, per length, a Chrome trace of one more forward (PyTorch's Kineto profiler:
+// operators and, on a GPU, kernels) to PREFIX-<tokens>.json, to see where a layer's time goes.
 //
 // Prints one Markdown table row per length. Memory on a GPU is the growth of used device
 // memory over the run (the caching allocator keeps what it reserved, so this is the peak).
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/cuda.h>
 
 #include <chrono>
@@ -32,6 +36,7 @@ struct Arguments {
   int64_t layer = 3;
   std::vector<int64_t> tokens = {8192, 32768, 131072};
   int repeats = 3;
+  std::string trace_prefix;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -44,6 +49,7 @@ Arguments parse(int argc, char** argv) {
     else if (flag == "--attention") a.attention = next();
     else if (flag == "--layer") a.layer = std::stoll(next());
     else if (flag == "--repeats") a.repeats = std::stoi(next());
+    else if (flag == "--trace") a.trace_prefix = next();
     else if (flag == "--tokens") {
       a.tokens.clear();
       std::stringstream list(next());
@@ -55,6 +61,20 @@ Arguments parse(int argc, char** argv) {
 
 void synchronize(const at::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
+}
+
+// One forward of `layer` under the Kineto profiler, saved as a Chrome trace.
+void trace_forward(DsaModel& model, int64_t layer, const at::Tensor& hidden, const at::Device& device,
+                   const std::string& path) {
+  namespace profiler = torch::profiler::impl;
+  std::set<profiler::ActivityType> activities = {profiler::ActivityType::CPU};
+  if (device.is_cuda()) activities.insert(profiler::ActivityType::CUDA);
+  const profiler::ProfilerConfig config(profiler::ProfilerState::KINETO);
+  torch::autograd::profiler::prepareProfiler(config, activities);
+  torch::autograd::profiler::enableProfiler(config, activities);
+  model.forward_layer(layer, hidden);
+  synchronize(device);
+  torch::autograd::profiler::disableProfiler()->save(path);
 }
 
 }  // namespace
@@ -90,6 +110,9 @@ int main(int argc, char** argv) {
       std::printf("| %lld | %s %s | %.1f | %.0f | %s |\n", static_cast<long long>(tokens), a.dtype.c_str(),
                   a.attention.c_str(), seconds * 1e3, static_cast<double>(tokens) / seconds, memory.c_str());
       std::fflush(stdout);
+      if (!a.trace_prefix.empty()) {
+        trace_forward(model, a.layer, hidden, options.device, a.trace_prefix + "-" + std::to_string(tokens) + ".json");
+      }
     }
     return 0;
   });

@@ -1,5 +1,7 @@
 #include "attention.h"
 
+#include <torch/version.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -32,12 +34,23 @@ AttentionPath parse_attention_path(const std::string& text) {
   if (text == "auto") return AttentionPath::Auto;
   if (text == "eager") return AttentionPath::Eager;
   if (text == "sparse") return AttentionPath::Sparse;
-  throw InputError("--attention", "\"" + text + "\" is not a path (use auto, eager or sparse)");
+  if (text == "fused") {
+    if (!fused_attention_available()) {
+      throw InputError("--attention", "fused needs libtorch 2.0 or newer; this build has " TORCH_VERSION);
+    }
+    return AttentionPath::Fused;
+  }
+  throw InputError("--attention", "\"" + text + "\" is not a path (use auto, eager, sparse or fused)");
 }
 
-AttentionPath resolve_attention_path(AttentionPath path, int64_t tokens, int64_t index_topk) {
+bool fused_attention_available() { return TORCH_VERSION_MAJOR >= 2; }
+
+AttentionPath resolve_attention_path(AttentionPath path, int64_t tokens, int64_t index_topk, const at::Device& device,
+                                     at::ScalarType dtype) {
   if (path != AttentionPath::Auto) return path;
-  return tokens > 4 * index_topk ? AttentionPath::Sparse : AttentionPath::Eager;
+  if (tokens > 4 * index_topk) return AttentionPath::Sparse;
+  const bool fused = fused_attention_available() && device.is_cuda() && dtype == at::kBFloat16;
+  return fused ? AttentionPath::Fused : AttentionPath::Eager;
 }
 
 namespace {
@@ -72,6 +85,41 @@ at::Tensor attend_eager(const MlaProjection& p, const AttentionWeights& w, const
   }
   return output;
 }
+
+#if TORCH_VERSION_MAJOR >= 2
+// The eager path's computation through scaled_dot_product_attention: per chunk of query rows only
+// the boolean selection mask [rows, keys] is materialised.
+at::Tensor attend_fused(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c, const at::Tensor& topk,
+                        double scale, int64_t chunk_bytes) {
+  const int64_t tokens = p.kv_latent.size(0);
+  const int64_t heads = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim;
+  at::Tensor kv = apply_linear(p.kv_latent, w.kv_b_proj).view({tokens, heads, nope + c.v_head_dim});
+  at::Tensor keys_rope = p.keys_rope.unsqueeze(1).expand({tokens, heads, c.qk_rope_head_dim});
+  // [1, heads, tokens, dim], the last dimension contiguous as the fused kernels require.
+  at::Tensor queries = at::cat({p.queries_nope, p.queries_rope}, -1).transpose(0, 1).unsqueeze(0);
+  at::Tensor keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1).unsqueeze(0);
+  at::Tensor values = kv.narrow(-1, nope, c.v_head_dim).contiguous().transpose(0, 1).unsqueeze(0);
+
+  at::Tensor output = at::empty({tokens, heads * c.v_head_dim}, values.options());
+  // The mask, and its additive form in the compute dtype, per query row.
+  const int64_t chunk = chunk_rows(tokens * (1 + p.kv_latent.element_size()), chunk_bytes, tokens);
+  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+    const int64_t end = std::min(tokens, begin + chunk);
+    at::Tensor allowed = selection_mask(topk.narrow(0, begin, end - begin), begin, end);  // [rows, end]
+    at::Tensor rows = at::scaled_dot_product_attention(queries.narrow(2, begin, end - begin), keys.narrow(2, 0, end),
+                                                       values.narrow(2, 0, end), allowed, /*dropout_p=*/0.0,
+                                                       /*is_causal=*/false, scale);  // [1, heads, rows, v]
+    output.narrow(0, begin, end - begin).copy_(rows.squeeze(0).transpose(0, 1).reshape({end - begin, -1}));
+  }
+  return output;
+}
+#else
+at::Tensor attend_fused(const MlaProjection&, const AttentionWeights&, const ModelConfig&, const at::Tensor&, double,
+                        int64_t) {
+  throw InputError("--attention", "fused needs libtorch 2.0 or newer; this build has " TORCH_VERSION);
+}
+#endif
 
 // Absorbed attention over each query's gathered latents. With W_uk [heads, nope, kv_lora] and
 // W_uv [heads, v, kv_lora] from kv_b_proj: q_nope . (W_uk l) = (q_nope W_uk) . l and
@@ -116,9 +164,12 @@ at::Tensor attend_sparse(const MlaProjection& p, const AttentionWeights& w, cons
 at::Tensor mla_attend(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c, const at::Tensor& topk,
                       double scale, AttentionPath path, int64_t chunk_bytes) {
   const int64_t tokens = p.kv_latent.size(0);
-  at::Tensor heads_output = resolve_attention_path(path, tokens, c.index_topk) == AttentionPath::Sparse
-                                ? attend_sparse(p, w, c, topk, scale, chunk_bytes)
-                                : attend_eager(p, w, c, topk, scale, chunk_bytes);
+  at::Tensor heads_output;
+  switch (resolve_attention_path(path, tokens, c.index_topk, p.kv_latent.device(), p.kv_latent.scalar_type())) {
+    case AttentionPath::Sparse: heads_output = attend_sparse(p, w, c, topk, scale, chunk_bytes); break;
+    case AttentionPath::Fused: heads_output = attend_fused(p, w, c, topk, scale, chunk_bytes); break;
+    default: heads_output = attend_eager(p, w, c, topk, scale, chunk_bytes); break;
+  }
   return apply_linear(heads_output, w.o_proj, w.o_bias);
 }
 

@@ -1,6 +1,6 @@
 // Multi-head latent attention (MLA) of DSA models, restricted to the indexer's selection.
 //
-// Two exact paths over the same projection:
+// Three exact paths over the same projection:
 //   eager:  keys/values expanded per head from the KV latent, logits masked to the selected
 //           causal positions, softmax in float32 — transformers' eager computation, O(T^2) per
 //           head; the reference, and the faster choice for short sequences.
@@ -8,6 +8,12 @@
 //           and each query gathers only its k selected latents [k, kv_lora + rope] (shared by
 //           all heads): O(T x k) memory and work, no [T, T] anything. Mathematically identical;
 //           rounding differs slightly (tests bound it).
+//   fused:  the eager path's keys, values and selection mask, but the masked softmax(QK^T)V runs
+//           in PyTorch's fused attention kernel (scaled_dot_product_attention: on a GPU the
+//           memory-efficient kernel, float32 accumulation and online softmax), so the [heads,
+//           rows, T] logits and probabilities never exist. Needs libtorch >= 2.0. Profiled on
+//           an H100 at 4K tokens (DeepSeek-V3.2 dimensions), the eager path's masking, softmax
+//           and copies of those tensors took 17 of a layer's 37 ms of GPU time.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -20,8 +26,11 @@
 
 namespace indexcache {
 
-enum class AttentionPath { Auto, Eager, Sparse };
-AttentionPath parse_attention_path(const std::string& text);  // "auto", "eager", "sparse"
+enum class AttentionPath { Auto, Eager, Sparse, Fused };
+AttentionPath parse_attention_path(const std::string& text);  // "auto", "eager", "sparse", "fused"
+
+// Whether this build has the fused path (libtorch >= 2.0).
+bool fused_attention_available();
 
 struct MlaProjection {
   at::Tensor q_latent;      // [tokens, q_lora]: q_a_layernorm(q_a_proj(x)), also the indexer's input
@@ -35,8 +44,11 @@ struct MlaProjection {
 MlaProjection mla_project(const AttentionWeights& weights, const ModelConfig& config, const at::Tensor& x,
                           const RopeTables& rope);
 
-// Auto picks sparse when most of the attention is sparse: tokens > 4 x index_topk.
-AttentionPath resolve_attention_path(AttentionPath path, int64_t tokens, int64_t index_topk);
+// Auto picks sparse when most of the attention is sparse: tokens > 4 x index_topk; otherwise
+// fused for bfloat16 on a GPU (where it is available) and eager elsewhere, so float32 runs keep
+// transformers' exact computation.
+AttentionPath resolve_attention_path(AttentionPath path, int64_t tokens, int64_t index_topk,
+                                     const at::Device& device = at::kCPU, at::ScalarType dtype = at::kFloat);
 
 // Attention output [tokens, hidden] (after o_proj). `topk`: [tokens, index_topk] selected
 // positions (see indexer.h). Queries are processed in chunks of about `chunk_bytes` of

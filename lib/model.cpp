@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 
 #include "attention.h"
@@ -85,6 +87,11 @@ at::Tensor DsaModel::embed(const std::vector<int64_t>& ids) {
   return embedding_weights().embed.index_select(0, index);
 }
 
+int64_t DsaModel::attention_chunk_bytes(const at::Device& device) const {
+  if (options_.attention_chunk_bytes > 0) return options_.attention_chunk_bytes;
+  return device.is_cuda() ? int64_t{2} << 30 : int64_t{256} << 20;
+}
+
 LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input, const at::Tensor& shared) {
   const bool run_indexer = !shared.defined();
   const at::Device& device = layer_device(layer);
@@ -96,20 +103,35 @@ LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input
   const LayerWeights& w = options_.keep_weights ? layer_weights(layer, run_indexer) : *streamed;
   const RopeTables& rope = rope_for(hidden.size(0), device);
 
-  at::Tensor x = rms_norm(hidden, w.input_norm, config_.rms_norm_eps);
-  MlaProjection projection = mla_project(w.attention, config_, x, rope);
+  // The named scopes cost nothing unless a profiler is on (bench/layer_bench --trace): they let
+  // a trace attribute each kernel to its stage of the layer.
   LayerOutput out;
+  at::Tensor x;
+  MlaProjection projection;
+  {
+    RECORD_FUNCTION("indexcache::projections", std::vector<c10::IValue>());
+    x = rms_norm(hidden, w.input_norm, config_.rms_norm_eps);
+    projection = mla_project(w.attention, config_, x, rope);
+  }
   if (run_indexer) {
+    RECORD_FUNCTION("indexcache::indexer", std::vector<c10::IValue>());
     IndexerProjection indexer =
         indexer_project(w.indexer, config_, x, projection.q_latent, rope, options_.indexer_precision);
     out.topk = indexer_topk(indexer, config_.index_topk);
   } else {
     out.topk = shared_topk;
   }
-  at::Tensor attended = mla_attend(projection, w.attention, config_, out.topk, softmax_scale_, options_.attention);
-  at::Tensor residual = hidden + attended;
-  at::Tensor y = rms_norm(residual, w.post_attention_norm, config_.rms_norm_eps);
-  at::Tensor ffn = w.is_moe ? moe_forward(w.moe, config_, y) : dense_mlp(w.mlp, y);
+  at::Tensor residual, ffn;
+  {
+    RECORD_FUNCTION("indexcache::attention", std::vector<c10::IValue>());
+    residual = hidden + mla_attend(projection, w.attention, config_, out.topk, softmax_scale_, options_.attention,
+                                   attention_chunk_bytes(device));
+  }
+  {
+    RECORD_FUNCTION("indexcache::mlp", std::vector<c10::IValue>());
+    at::Tensor y = rms_norm(residual, w.post_attention_norm, config_.rms_norm_eps);
+    ffn = w.is_moe ? moe_forward(w.moe, config_, y) : dense_mlp(w.mlp, y);
+  }
   out.hidden = residual + ffn;
   return out;
 }

@@ -32,6 +32,11 @@ struct ModelOptions {
   bool keep_weights = true;
   IndexerPrecision indexer_precision = IndexerPrecision::Model;
   AttentionPath attention = AttentionPath::Auto;  // eager reference or sparse gather (attention.h)
+  // Temporaries of the chunked attention (query rows per chunk), in bytes; 0 chooses by device:
+  // 256 MiB on the CPU (keeps the resident set small), 2 GiB on a GPU, where each chunk costs
+  // about ten kernel launches and small chunks left the GPU idle a third of the time (profiled at
+  // 32K tokens on the DeepSeek-V3.2-dimension bench model).
+  int64_t attention_chunk_bytes = 0;
 };
 
 struct LayerOutput {
@@ -75,6 +80,7 @@ class DsaModel {
   std::vector<at::Device> layer_devices_;
   RopeFrequencies frequencies_;
   double softmax_scale_ = 1.0;
+  int64_t attention_chunk_bytes(const at::Device& device) const;
   struct DeviceRope {
     at::Device device;
     RopeTables tables;

@@ -35,12 +35,23 @@ at::Tensor moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tens
   at::Tensor output = at::zeros_like(x);
   // Experts in ascending order, each over the tokens that chose it (slot-major, like
   // transformers), accumulated into the output in the compute dtype.
-  at::Tensor by_expert = routing.experts.t().contiguous();  // [slots, tokens]
+  // One stable sort groups the (slot, token) choices by expert, keeping slot-major order within
+  // each expert, and one copy of the per-expert counts is the only host synchronisation: a
+  // per-expert nonzero() would wait for the GPU once per expert (256 times a layer on
+  // DeepSeek-V3.2).
+  const int64_t tokens = x.size(0);
+  at::Tensor by_expert = routing.experts.t().reshape({-1});  // [slots * tokens], slot-major
+  at::Tensor order = std::get<1>(by_expert.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+  at::Tensor counts = at::bincount(by_expert, {}, c.n_routed_experts).to(at::kCPU);
+  const int64_t* count = counts.data_ptr<int64_t>();
+  int64_t offset = 0;
   for (int64_t e = 0; e < c.n_routed_experts; ++e) {
-    at::Tensor hits = (by_expert == e).nonzero();  // [n, 2] = (slot, token), sorted by slot then token
-    if (hits.size(0) == 0) continue;
-    at::Tensor slots = hits.select(1, 0);
-    at::Tensor token_index = hits.select(1, 1);
+    const int64_t hits = count[e];
+    if (hits == 0) continue;
+    at::Tensor chosen = order.narrow(0, offset, hits);  // flat (slot * tokens + token), ascending
+    offset += hits;
+    at::Tensor slots = chosen.div(tokens, "floor");
+    at::Tensor token_index = chosen - slots * tokens;
     at::Tensor expert_out = dense_mlp(w.experts[static_cast<std::size_t>(e)], x.index_select(0, token_index));
     at::Tensor flat = token_index * c.num_experts_per_tok + slots;
     at::Tensor scale = routing.weights.reshape({-1}).index_select(0, flat).unsqueeze(1);

@@ -25,7 +25,7 @@ struct SessionOptions {
   std::string device = "cpu";
   std::string devices;   // "cuda:0,cuda:1": layers placed over several devices (overrides device)
   bool offload = false;  // stream layer weights from host memory instead of keeping them
-  std::string attention = "auto";  // auto, eager or sparse (attention.h)
+  std::string attention = "auto";  // auto, eager, sparse or fused (attention.h)
   std::string dtype;  // empty: fp32 on the CPU, bf16 on a GPU
   bool keep_weights = true;
   std::string indexer_precision = "model";

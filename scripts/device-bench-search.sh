@@ -2,9 +2,12 @@
 # Issue 7 on the GPU machine (through the device tool; carry [".carry"] from
 # scripts/carry-pcre2.sh). Builds (Release), writes the random-weight DeepSeek-V3.2-dimension bench
 # model (scripts/make_bench_model.py) and runs, as STEPS says (default: all, in this order):
-#   search   the transformers greedy baseline (bench/hf_greedy.py) and our search, same data,
-#            same GPU, same run: patterns, trajectories, wall times, peak GPU memory
-#   layer    one MoE layer at 8K / 32K / 128K tokens (bench/layer_bench): tokens/s, memory
+#   tests    the GPU test binary (kernels, golden fixtures on CUDA, fused vs eager attention)
+#   ours     our greedy search (wall time including load, peak GPU memory)
+#   layer    one MoE layer at 4K tokens with each attention path, then sparse at 8K / 32K / 128K
+#            (bench/layer_bench): tokens/s, memory
+#   hf       the transformers greedy baseline (bench/hf_greedy.py), same data, same GPU, same run;
+#            then both searches compared: patterns, trajectories, wall-time ratio
 #   offload  our search again with --offload: same losses as in memory?
 #   faults   a device index that does not exist; GPU out of memory (another process holds most
 #            of the GPU): exit status and message
@@ -21,7 +24,7 @@ LOG=/tmp/indexcache-bench-search
 rm -rf "$LOG"
 mkdir -p "$OUT" "$LOG"
 layers=${1:-12}; experts=${2:-16}; keep=${3:-9}; sequences=${4:-4}; tokens=${5:-4096}
-STEPS=${STEPS:-search layer offload faults}
+STEPS=${STEPS:-tests ours layer hf offload faults}
 DTYPE=${DTYPE:-bf16}
 model=build-device/bench-v32-$layers-$experts-$sequences-$tokens
 started=$(date +%s)
@@ -54,16 +57,19 @@ finish() {
   echo
   echo "== device-bench-search summary ($(elapsed) s)"
   cat "$LOG/device.txt"
-  for step in build model search layer offload faults; do printf '%-8s %s\n' "$step" "${result[$step]:-not run}"; done
-  for f in compare.txt memory.txt layer.txt offload.txt faults.txt; do [ -f "$LOG/$f" ] && { echo; cat "$LOG/$f"; }; done
+  for step in build model tests ours layer hf offload faults; do printf '%-8s %s\n' "$step" "${result[$step]:-not run}"; done
+  for f in tests.txt compare.txt memory.txt layer.txt offload.txt faults.txt; do [ -f "$LOG/$f" ] && { echo; cat "$LOG/$f"; }; done
 }
 trap finish EXIT
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG/device.txt" 2>&1
 torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+targets=(indexcache-calibrate layer_bench)
+tests=OFF
+[[ " $STEPS " == *" tests "* ]] && { tests=ON; targets+=(indexcache_gpu_tests); }
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
-  -DPCRE2_ROOT="$PWD/.carry/pcre2" -DCMAKE_CUDA_ARCHITECTURES=90a > "$LOG/configure.log" 2>&1
-if ! cmake --build build-device -j"$(nproc)" --target indexcache-calibrate layer_bench > "$LOG/build.log" 2>&1; then
+  -DPCRE2_ROOT="$PWD/.carry/pcre2" -DCMAKE_CUDA_ARCHITECTURES=90a -DINDEXCACHE_BUILD_TESTS=$tests > "$LOG/configure.log" 2>&1
+if ! cmake --build build-device -j"$(nproc)" --target "${targets[@]}" > "$LOG/build.log" 2>&1; then
   result[build]="FAILED"; grep -E "error" -A3 "$LOG/build.log" | head -30; exit 1
 fi
 result[build]="ok ($(elapsed) s)"
@@ -86,15 +92,36 @@ ours() {  # ours NAME [extra flags...]: our search, wall time including load
   return $rc
 }
 
-if want search; then
-  sampled ours ours ours
-  rc_ours=$?
+if want tests; then
+  OMP_NUM_THREADS=8 timeout 200 build-device/tests/indexcache_gpu_tests --durations yes > "$LOG/gpu_tests.log" 2>&1
+  result[tests]="rc=$? ($(elapsed) s): $(grep -E "test cases|All tests passed" "$LOG/gpu_tests.log" | tail -1)"
+  grep -E "fp32 eager|FAILED|with expansion" -A2 "$LOG/gpu_tests.log" | head -40 > "$LOG/tests.txt"
+fi
+
+if want ours; then
+  sampled ours ours ours ${OURS_FLAGS:-}
+  rc=$?
+  result[ours]="rc=$rc ($(elapsed) s), $(cat "$LOG/ours.seconds") s"
+  [ $rc -ne 0 ] && tail -5 "$LOG/ours.log"
+fi
+
+if want layer; then
+  for attention in eager fused sparse; do
+    timeout 60 build-device/bench/layer_bench "$model" --device cuda --dtype bf16 --layer 3 --attention "$attention" \
+      --tokens 4096 > "$LOG/layer-$attention.txt" 2>&1
+  done
+  sampled layer timeout 240 build-device/bench/layer_bench "$model" --device cuda --dtype bf16 --layer 3 \
+    --tokens 8192,32768,131072 > "$LOG/layer-long.txt" 2>&1
+  result[layer]="rc=$? ($(elapsed) s)"
+  { head -2 "$LOG/layer-long.txt"; for f in eager fused sparse long; do grep -E "^\| [0-9]" "$LOG/layer-$f.txt"; done; } > "$LOG/layer.txt"
+fi
+
+if want hf; then
   sampled hf timeout "${HF_TIMEOUT:-330}" python3 bench/hf_greedy.py --model "$model" --data "$model/data.jsonl" --keep-layers "$keep" \
     --dtype "$DTYPE" --json "$LOG/hf.json" > "$LOG/hf.log" 2>&1
-  rc_hf=$?
-  result[search]="ours rc=$rc_ours, transformers rc=$rc_hf ($(elapsed) s)"
-  [ $rc_ours -ne 0 ] && tail -5 "$LOG/ours.log"
-  [ $rc_hf -ne 0 ] && tail -15 "$LOG/hf.log"
+  rc=$?
+  result[hf]="rc=$rc ($(elapsed) s)"
+  [ $rc -ne 0 ] && tail -15 "$LOG/hf.log"
   python3 - "$LOG" > "$LOG/compare.txt" 2>&1 <<'PY'
 import json, sys
 log = sys.argv[1]
@@ -126,12 +153,6 @@ for a, b in zip(hf['trajectory'], ours['search']['trajectory']):
     print(f"  step: removed {a['removed']} / {b['removed']}, loss {a['loss']:.6f} / {b['loss']:.6f} "
           f"(rel {abs(a['loss'] - b['loss']) / a['loss']:.2e})")
 PY
-fi
-
-if want layer; then
-  sampled layer timeout 240 build-device/bench/layer_bench "$model" --device cuda --dtype bf16 --layer 3 \
-    --tokens 8192,32768,131072 > "$LOG/layer.txt" 2>&1
-  result[layer]="rc=$? ($(elapsed) s)"
 fi
 
 if want offload; then

@@ -6,6 +6,7 @@
 
 #include "catch_shim.h"
 #include "checkpoint.h"
+#include "error.h"
 #include "evaluate.h"
 #include "golden_fixture.h"
 #include "model.h"
@@ -121,4 +122,28 @@ TEST_CASE("golden sparse gather attention matches transformers like the eager pa
       }
     }
   }
+}
+
+TEST_CASE("attention path: auto picks sparse for long sequences, fused only for bf16 on a GPU", "[attention]") {
+  const at::Device cpu(at::kCPU);
+  const at::Device cuda(at::kCUDA, 0);
+  CHECK(resolve_attention_path(AttentionPath::Auto, 4097, 1024, cpu, at::kFloat) == AttentionPath::Sparse);
+  CHECK(resolve_attention_path(AttentionPath::Auto, 4097, 1024, cuda, at::kBFloat16) == AttentionPath::Sparse);
+  CHECK(resolve_attention_path(AttentionPath::Auto, 4096, 1024, cpu, at::kBFloat16) == AttentionPath::Eager);
+  CHECK(resolve_attention_path(AttentionPath::Auto, 4096, 1024, cuda, at::kFloat) == AttentionPath::Eager);
+  CHECK(resolve_attention_path(AttentionPath::Auto, 4096, 1024, cuda, at::kBFloat16) ==
+        (fused_attention_available() ? AttentionPath::Fused : AttentionPath::Eager));
+  CHECK(resolve_attention_path(AttentionPath::Eager, 100000, 8, cuda, at::kBFloat16) == AttentionPath::Eager);
+  if (fused_attention_available()) {
+    CHECK(parse_attention_path("fused") == AttentionPath::Fused);
+  } else {
+    // This libtorch (Debian's 1.13) has no scaled_dot_product_attention: a clear refusal.
+    try {
+      parse_attention_path("fused");
+      FAIL("fused accepted without libtorch 2.0");
+    } catch (const InputError& error) {
+      CHECK(std::string(error.what()).find("libtorch 2.0") != std::string::npos);
+    }
+  }
+  CHECK_THROWS_AS(parse_attention_path("flash"), InputError);
 }

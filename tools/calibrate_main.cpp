@@ -72,8 +72,9 @@ void add_options(CLI::App& app, Arguments& a) {
                  "Device memory for the search's cached hidden states, in GiB; the rest goes to pinned host memory "
                  "(default: 30% of the GPU's free memory; unlimited on the CPU)");
   app.add_option("--attention", a.session.attention,
-                 "Attention path: auto (sparse when tokens > 4 x index_topk), eager (transformers' computation) "
-                 "or sparse (gathers only the selected keys)");
+                 "Attention path: auto (sparse when tokens > 4 x index_topk, else fused for bf16 on a GPU, else "
+                 "eager), eager (transformers' computation), sparse (gathers only the selected keys) or fused "
+                 "(eager's masked attention in PyTorch's fused kernel; libtorch >= 2.0)");
   app.add_option("--dtype", a.session.dtype, "Compute dtype fp32 or bf16 (default: fp32 on cpu, bf16 on cuda)");
   app.add_option("--indexer-precision", a.session.indexer_precision,
                  "Indexer q/k precision: model (as transformers: the compute dtype), fp32, bf16, or fp8 "

@@ -13,13 +13,15 @@ using namespace indexcache::testing;
 
 namespace {
 
-DsaModel open_on(const std::string& name, at::Device device, at::ScalarType dtype) {
+DsaModel open_on(const std::string& name, at::Device device, at::ScalarType dtype,
+                 AttentionPath attention = AttentionPath::Auto) {
   ModelConfig config = load_model_config(golden_dir(name));
   Fp8BlockSize block;
   if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
   ModelOptions options;
   options.device = device;
   options.dtype = dtype;
+  options.attention = attention;
   return DsaModel(config, Checkpoint::open(golden_dir(name), block), options);
 }
 
@@ -86,6 +88,37 @@ TEST_CASE("gpu golden: bfloat16 losses are within 2e-2 of float32", "[gpu][golde
         LayerPattern pattern = LayerPattern::parse(item.at("pattern").get<std::string>(), layers, "test");
         CHECK(relative_error(evaluate_pattern(model, sequences, pattern, false).loss, item.at("loss").get<double>()) <= 2e-2);
       }
+    }
+  }
+}
+
+TEST_CASE("gpu attention: the fused path computes what the eager path does", "[gpu][golden]") {
+  REQUIRE(at::hasCUDA());
+  REQUIRE(fused_attention_available());
+  const at::Device cuda(at::kCUDA, 0);
+  for (const std::string& name : golden_cases()) {
+    SECTION(name) {
+      auto sequences = golden_sequences(name);
+      const int64_t layers = load_model_config(golden_dir(name)).num_hidden_layers;
+      const LayerPattern all_full = LayerPattern::all_full(layers);
+      // float32: the same arithmetic up to summation order (online softmax in the fused kernel).
+      DsaModel eager32 = open_on(name, cuda, at::kFloat, AttentionPath::Eager);
+      DsaModel fused32 = open_on(name, cuda, at::kFloat, AttentionPath::Fused);
+      const double eager32_loss = evaluate_pattern(eager32, sequences, all_full, false).loss;
+      const double fused32_loss = evaluate_pattern(fused32, sequences, all_full, false).loss;
+      INFO(name << " fp32 eager " << eager32_loss << " fused " << fused32_loss);
+      CHECK(relative_error(fused32_loss, eager32_loss) <= 1e-5);
+      // bfloat16: eager rounds the logits and probabilities to bf16, fused keeps them in float32.
+      DsaModel eager16 = open_on(name, cuda, at::kBFloat16, AttentionPath::Eager);
+      DsaModel fused16 = open_on(name, cuda, at::kBFloat16, AttentionPath::Fused);
+      const double eager16_loss = evaluate_pattern(eager16, sequences, all_full, false).loss;
+      const double fused16_loss = evaluate_pattern(fused16, sequences, all_full, false).loss;
+      INFO(name << " bf16 eager " << eager16_loss << " fused " << fused16_loss);
+      CHECK(relative_error(fused16_loss, eager16_loss) <= 1e-2);
+      CHECK(relative_error(fused16_loss, eager32_loss) <= 1e-2);
+      std::printf("%s: fp32 eager %.7f fused %.7f (%.1e); bf16 eager %.6f fused %.6f (vs fp32 eager: %.1e, %.1e)\n",
+                  name.c_str(), eager32_loss, fused32_loss, relative_error(fused32_loss, eager32_loss), eager16_loss,
+                  fused16_loss, relative_error(eager16_loss, eager32_loss), relative_error(fused16_loss, eager32_loss));
     }
   }
 }
