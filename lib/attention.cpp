@@ -12,16 +12,21 @@
 namespace indexcache {
 
 MlaProjection mla_project(const AttentionWeights& w, const ModelConfig& c, const at::Tensor& x,
-                          const RopeTables& rope) {
+                          const RopeTables& rope, int64_t first_row) {
   const int64_t tokens = x.size(0);
+  const int64_t rows = tokens - first_row;
   const int64_t nope = c.qk_nope_head_dim;
   const int64_t rope_dim = c.qk_rope_head_dim;
 
   MlaProjection p;
+  p.first_row = first_row;
   p.q_latent = rms_norm(apply_linear(x, w.q_a_proj, w.q_a_bias), w.q_a_norm, 1e-6);
-  at::Tensor q = apply_linear(p.q_latent, w.q_b_proj).view({tokens, c.num_attention_heads, c.qk_head_dim()});
+  at::Tensor q = apply_linear(p.q_latent.narrow(0, first_row, rows), w.q_b_proj)
+                     .view({rows, c.num_attention_heads, c.qk_head_dim()});
   p.queries_nope = q.narrow(-1, 0, nope);
-  p.queries_rope = apply_rope(q.narrow(-1, nope, rope_dim), rope, RopeLayout::Interleaved, /*token_dim=*/0);
+  // The query rows' own positions: the rotary tables from row first_row on.
+  const RopeTables query_rope{rope.cos.narrow(0, first_row, rows), rope.sin.narrow(0, first_row, rows)};
+  p.queries_rope = apply_rope(q.narrow(-1, nope, rope_dim), query_rope, RopeLayout::Interleaved, /*token_dim=*/0);
 
   at::Tensor compressed = apply_linear(x, w.kv_a_proj, w.kv_a_bias);
   p.kv_latent = rms_norm(compressed.narrow(-1, 0, c.kv_lora_rank), w.kv_a_norm, 1e-6);
@@ -71,17 +76,20 @@ at::Tensor attend_eager(const MlaProjection& p, const AttentionWeights& w, const
   at::Tensor keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1);
   at::Tensor values = kv.narrow(-1, nope, c.v_head_dim).transpose(0, 1);  // [heads, tokens, v]
 
-  at::Tensor output = at::empty({tokens, heads * c.v_head_dim}, values.options());
+  const int64_t first = p.first_row;
+  at::Tensor output = at::empty({tokens - first, heads * c.v_head_dim}, values.options());
   const int64_t chunk = chunk_rows(heads * tokens * 4 * 2, chunk_bytes, tokens);  // logits + probabilities
-  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+  for (int64_t begin = first; begin < tokens; begin += chunk) {
     const int64_t end = std::min(tokens, begin + chunk);
-    at::Tensor logits = at::matmul(queries.narrow(1, begin, end - begin), keys.narrow(1, 0, end).transpose(1, 2));
+    at::Tensor logits =
+        at::matmul(queries.narrow(1, begin - first, end - begin), keys.narrow(1, 0, end).transpose(1, 2));
     logits.mul_(scale);
     at::Tensor allowed = selection_mask(topk.narrow(0, begin, end - begin), begin, end);
     logits.masked_fill_(allowed.logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
     at::Tensor probabilities = at::softmax(logits, -1, at::kFloat).to(values.scalar_type());
     at::Tensor rows = at::matmul(probabilities, values.narrow(1, 0, end));  // [heads, rows, v]
-    output.narrow(0, begin, end - begin).copy_(rows.transpose(0, 1).reshape({end - begin, heads * c.v_head_dim}));
+    output.narrow(0, begin - first, end - begin)
+        .copy_(rows.transpose(0, 1).reshape({end - begin, heads * c.v_head_dim}));
   }
   return output;
 }
@@ -101,16 +109,17 @@ at::Tensor attend_fused(const MlaProjection& p, const AttentionWeights& w, const
   at::Tensor keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1).unsqueeze(0);
   at::Tensor values = kv.narrow(-1, nope, c.v_head_dim).contiguous().transpose(0, 1).unsqueeze(0);
 
-  at::Tensor output = at::empty({tokens, heads * c.v_head_dim}, values.options());
+  const int64_t first = p.first_row;
+  at::Tensor output = at::empty({tokens - first, heads * c.v_head_dim}, values.options());
   // The mask, and its additive form in the compute dtype, per query row.
   const int64_t chunk = chunk_rows(tokens * (1 + p.kv_latent.element_size()), chunk_bytes, tokens);
-  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+  for (int64_t begin = first; begin < tokens; begin += chunk) {
     const int64_t end = std::min(tokens, begin + chunk);
     at::Tensor allowed = selection_mask(topk.narrow(0, begin, end - begin), begin, end);  // [rows, end]
-    at::Tensor rows = at::scaled_dot_product_attention(queries.narrow(2, begin, end - begin), keys.narrow(2, 0, end),
-                                                       values.narrow(2, 0, end), allowed, /*dropout_p=*/0.0,
-                                                       /*is_causal=*/false, scale);  // [1, heads, rows, v]
-    output.narrow(0, begin, end - begin).copy_(rows.squeeze(0).transpose(0, 1).reshape({end - begin, -1}));
+    at::Tensor rows = at::scaled_dot_product_attention(
+        queries.narrow(2, begin - first, end - begin), keys.narrow(2, 0, end), values.narrow(2, 0, end), allowed,
+        /*dropout_p=*/0.0, /*is_causal=*/false, scale);  // [1, heads, rows, v]
+    output.narrow(0, begin - first, end - begin).copy_(rows.squeeze(0).transpose(0, 1).reshape({end - begin, -1}));
   }
   return output;
 }
@@ -136,27 +145,28 @@ at::Tensor attend_sparse(const MlaProjection& p, const AttentionWeights& w, cons
   at::Tensor up_values = up.narrow(1, nope, c.v_head_dim);  // [heads, v, latent]
   at::Tensor cache = at::cat({p.kv_latent, p.keys_rope}, -1);  // [tokens, latent + rope]
 
-  at::Tensor output = at::empty({tokens, heads, c.v_head_dim}, p.kv_latent.options());
+  const int64_t first = p.first_row;
+  at::Tensor output = at::empty({tokens - first, heads, c.v_head_dim}, p.kv_latent.options());
   // Per query row: gathered latents k x (latent + rope), absorbed queries and outputs
   // heads x (latent + rope), and float32 logits heads x k.
   const int64_t element = p.kv_latent.element_size();
   const int64_t bytes_per_row = (k + 2 * heads) * (latent + c.qk_rope_head_dim) * element + heads * k * 4 * 2;
   const int64_t chunk = chunk_rows(bytes_per_row, chunk_bytes, tokens);
-  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+  for (int64_t begin = first; begin < tokens; begin += chunk) {
     const int64_t rows = std::min(chunk, tokens - begin);
     at::Tensor selected = topk.narrow(0, begin, rows);
     at::Tensor valid = selected >= 0;  // padding (-1) of rows with fewer than k causal keys
     at::Tensor gathered = cache.index_select(0, selected.clamp_min(0).reshape({-1})).view({rows, k, -1});
     // Absorbed query [rows, heads, latent + rope]: (q_nope W_uk) next to the rotary query.
-    at::Tensor q_absorbed = at::einsum("rhn,hnl->rhl", {p.queries_nope.narrow(0, begin, rows), up_keys});
-    at::Tensor query = at::cat({q_absorbed, p.queries_rope.narrow(0, begin, rows)}, -1);
+    at::Tensor q_absorbed = at::einsum("rhn,hnl->rhl", {p.queries_nope.narrow(0, begin - first, rows), up_keys});
+    at::Tensor query = at::cat({q_absorbed, p.queries_rope.narrow(0, begin - first, rows)}, -1);
     at::Tensor logits = at::matmul(query, gathered.transpose(1, 2)) * scale;  // [rows, heads, k]
     logits = logits.masked_fill(valid.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
     at::Tensor probabilities = at::softmax(logits, -1, at::kFloat).to(gathered.scalar_type());
     at::Tensor mixed = at::matmul(probabilities, gathered.narrow(2, 0, latent));  // [rows, heads, latent]
-    output.narrow(0, begin, rows).copy_(at::einsum("rhl,hvl->rhv", {mixed, up_values}));
+    output.narrow(0, begin - first, rows).copy_(at::einsum("rhl,hvl->rhv", {mixed, up_values}));
   }
-  return output.view({tokens, heads * c.v_head_dim});
+  return output.view({tokens - first, heads * c.v_head_dim});
 }
 
 }  // namespace

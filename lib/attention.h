@@ -32,17 +32,21 @@ AttentionPath parse_attention_path(const std::string& text);  // "auto", "eager"
 // Whether this build has the fused path (libtorch >= 2.0).
 bool fused_attention_available();
 
+// Queries may cover only the rows [first_row, tokens) (the rest of the sequence then serves as
+// keys and values only); keys and values always cover every row.
 struct MlaProjection {
+  int64_t first_row = 0;    // position of the first query row
   at::Tensor q_latent;      // [tokens, q_lora]: q_a_layernorm(q_a_proj(x)), also the indexer's input
-  at::Tensor queries_nope;  // [tokens, heads, nope_dim]
-  at::Tensor queries_rope;  // [tokens, heads, rope_dim], rotated
+  at::Tensor queries_nope;  // [tokens - first_row, heads, nope_dim]
+  at::Tensor queries_rope;  // [tokens - first_row, heads, rope_dim], rotated
   at::Tensor kv_latent;     // [tokens, kv_lora]: kv_a_layernorm of the compressed KV
   at::Tensor keys_rope;     // [tokens, rope_dim], rotated, shared by all heads
 };
 
-// x: [tokens, hidden], the layer's normalised input in the compute dtype.
+// x: [tokens, hidden], the layer's normalised input in the compute dtype. Queries are projected
+// for rows [first_row, tokens) only.
 MlaProjection mla_project(const AttentionWeights& weights, const ModelConfig& config, const at::Tensor& x,
-                          const RopeTables& rope);
+                          const RopeTables& rope, int64_t first_row = 0);
 
 // Auto picks sparse when most of the attention is sparse: tokens > 4 x index_topk; otherwise
 // fused for bfloat16 on a GPU (where it is available) and eager elsewhere, so float32 runs keep
@@ -50,8 +54,8 @@ MlaProjection mla_project(const AttentionWeights& weights, const ModelConfig& co
 AttentionPath resolve_attention_path(AttentionPath path, int64_t tokens, int64_t index_topk,
                                      const at::Device& device = at::kCPU, at::ScalarType dtype = at::kFloat);
 
-// Attention output [tokens, hidden] (after o_proj). `topk`: [tokens, index_topk] selected
-// positions (see indexer.h). Queries are processed in chunks of about `chunk_bytes` of
+// Attention output [tokens - first_row, hidden] (after o_proj) for the projection's query rows.
+// `topk`: [tokens, index_topk] selected positions of every row (see indexer.h). Queries are processed in chunks of about `chunk_bytes` of
 // intermediate memory.
 at::Tensor mla_attend(const MlaProjection& projection, const AttentionWeights& weights, const ModelConfig& config,
                       const at::Tensor& topk, double softmax_scale, AttentionPath path,

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "error.h"
+#include "sequence_forward.h"
 
 namespace indexcache {
 
@@ -25,16 +26,19 @@ void check_finite_loss(double nll_sum, int64_t sequence_index) {
 SequenceEvaluation evaluate_sequence(DsaModel& model, const std::vector<int64_t>& ids, const LayerPattern& pattern,
                                      bool capture_topk, int64_t sequence_index) {
   SequenceEvaluation result;
-  at::Tensor hidden = model.embed(ids);
+  // In two parts, like every loss (sequence_forward.h): the pattern-invariant head, then the tail.
+  const SequenceHead head = forward_head(model, ids, sequence_index);
+  at::Tensor tail = embed_tail(model, ids, head.rows);
   at::Tensor last_full_topk;
   for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
-    LayerOutput out = model.forward_layer(layer, hidden, pattern.is_full(layer) ? at::Tensor() : last_full_topk);
+    LayerOutput out = forward_tail_layer(model, layer, head.hidden[static_cast<std::size_t>(layer)], tail,
+                                         pattern.is_full(layer) ? at::Tensor() : last_full_topk);
     check_finite(out.hidden, layer, sequence_index);
     if (pattern.is_full(layer)) last_full_topk = out.topk;
     if (capture_topk) result.topk.push_back(out.topk);
-    hidden = out.hidden;
+    tail = out.hidden;
   }
-  result.nll_sum = model.sequence_nll(hidden, ids);
+  result.nll_sum = head.nll + tail_nll(model, tail, ids, head.rows);
   check_finite_loss(result.nll_sum, sequence_index);
   result.predictions = static_cast<int64_t>(ids.size()) - 1;
   return result;

@@ -5,41 +5,54 @@
 
 #include "error.h"
 #include "evaluate.h"
+#include "sequence_forward.h"
 
 namespace indexcache {
 namespace {
 
-// Hidden states entering every layer, and the selection each layer attended with, for every
-// sequence under the current pattern: what a candidate evaluated from layer c starts from.
-// Entries beyond the device budget live in host memory (pinned when they come from a GPU).
+// For every sequence: its pattern-invariant head (sequence_forward.h, computed once), and the
+// tail rows entering every layer and the selection each layer attended with under the current
+// pattern: what a candidate evaluated from layer c starts from. Entries beyond the device budget
+// live in host memory (pinned when they come from a GPU).
 class PrefixCache {
  public:
   void reset(std::size_t sequences, int64_t layers, int64_t device_budget) {
-    hidden_.assign(sequences, std::vector<at::Tensor>(static_cast<std::size_t>(layers)));
+    heads_.assign(sequences, SequenceHead());
+    tail_.assign(sequences, std::vector<at::Tensor>(static_cast<std::size_t>(layers)));
     topk_.assign(sequences, std::vector<at::Tensor>(static_cast<std::size_t>(layers)));
     device_budget_ = device_budget;
     device_bytes_ = 0;
   }
-  void store(int64_t s, int64_t layer, const at::Tensor& hidden, const at::Tensor& topk) {
-    at::Tensor& slot = hidden_[s][layer];
+  bool has_head(int64_t s) const { return !heads_[s].hidden.empty(); }
+  void store_head(int64_t s, SequenceHead head) {
+    for (at::Tensor& hidden : head.hidden) hidden = place(hidden);
+    heads_[s] = std::move(head);
+  }
+  const SequenceHead& head(int64_t s) const { return heads_[s]; }
+  void store(int64_t s, int64_t layer, const at::Tensor& tail, const at::Tensor& topk) {
+    at::Tensor& slot = tail_[s][layer];
     if (slot.defined() && !slot.is_cpu()) device_bytes_ -= bytes(slot);
-    const bool on_device = !hidden.is_cpu();
-    if (on_device && device_budget_ >= 0 && device_bytes_ + bytes(hidden) > device_budget_) {
-      slot = hidden.to(at::kCPU).pin_memory();
-    } else {
-      slot = hidden;
-      if (on_device) device_bytes_ += bytes(hidden);
-    }
+    slot = place(tail);
     topk_[s][layer] = topk;
   }
-  at::Tensor hidden(int64_t s, int64_t layer, const at::Device& device) const {
-    return hidden_[s][layer].to(device, /*non_blocking=*/true);
+  at::Tensor tail(int64_t s, int64_t layer, const at::Device& device) const {
+    return tail_[s][layer].to(device, /*non_blocking=*/true);
   }
   const at::Tensor& topk(int64_t s, int64_t layer) const { return topk_[s][layer]; }
 
  private:
   static int64_t bytes(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
-  std::vector<std::vector<at::Tensor>> hidden_;
+  // Where a new entry lives: on its device while the budget lasts, else in pinned host memory.
+  at::Tensor place(const at::Tensor& t) {
+    const bool on_device = !t.is_cpu();
+    if (on_device && device_budget_ >= 0 && device_bytes_ + bytes(t) > device_budget_) {
+      return t.to(at::kCPU).pin_memory();
+    }
+    if (on_device) device_bytes_ += bytes(t);
+    return t;
+  }
+  std::vector<SequenceHead> heads_;
+  std::vector<std::vector<at::Tensor>> tail_;
   std::vector<std::vector<at::Tensor>> topk_;
   int64_t device_budget_ = -1;
   int64_t device_bytes_ = 0;
@@ -55,21 +68,24 @@ class SearchRun {
   }
 
   // Forward of sequence `s` under `pattern` from layer `start` (using the cache before it),
-  // returning its NLL; `record` stores the states it passes through into the cache.
+  // returning its NLL; `record` stores the tail states it passes through into the cache. The
+  // sequence's head is computed on first use and kept (it is the same under every pattern).
   double forward_from(int64_t s, const LayerPattern& pattern, int64_t start, bool record) {
     const auto& ids = sequences_[static_cast<std::size_t>(s)];
-    at::Tensor hidden = start == 0 ? model_.embed(ids) : cache_.hidden(s, start, model_.layer_device(start));
+    if (!cache_.has_head(s)) cache_.store_head(s, forward_head(model_, ids, s));
+    const SequenceHead& head = cache_.head(s);
+    at::Tensor tail = start == 0 ? embed_tail(model_, ids, head.rows) : cache_.tail(s, start, model_.layer_device(start));
     at::Tensor last_full = start == 0 ? at::Tensor() : cache_.topk(s, pattern.source_layer(start - 1));
     for (int64_t layer = start; layer < layers_; ++layer) {
-      hidden = hidden.to(model_.layer_device(layer));
-      LayerOutput out = model_.forward_layer(layer, hidden, pattern.is_full(layer) ? at::Tensor() : last_full);
+      LayerOutput out = forward_tail_layer(model_, layer, head.hidden[static_cast<std::size_t>(layer)], tail,
+                                           pattern.is_full(layer) ? at::Tensor() : last_full);
       check_finite(out.hidden, layer, s);
       ++layer_forwards_run_;
       if (pattern.is_full(layer)) last_full = out.topk;
-      if (record) cache_.store(s, layer, hidden, out.topk);
-      hidden = out.hidden;
+      if (record) cache_.store(s, layer, tail.to(model_.layer_device(layer)), out.topk);
+      tail = out.hidden;
     }
-    const double nll = model_.sequence_nll(hidden, ids);
+    const double nll = head.nll + tail_nll(model_, tail, ids, head.rows);
     check_finite_loss(nll, s);
     return nll;
   }

@@ -3,10 +3,15 @@
 // each F layer except layer 0 (and pinned layers) into S, evaluate the calibration loss, and
 // commit the change with the lowest loss (ties: lowest layer index).
 //
-// Exact prefix reuse: a change at layer c cannot affect layers before c, so the hidden states
-// entering every layer under the current pattern are kept and a candidate is evaluated from
-// layer c onward only. The losses are bit-identical to full forwards (same operations on the
-// same inputs); tests check it.
+// Exact reuse, twice over:
+//   - prefix: a change at layer c cannot affect layers before c, so the hidden states entering
+//     every layer under the current pattern are kept and a candidate is evaluated from layer c
+//     onward only;
+//   - head rows: positions t < index_topk select all their causal keys under any pattern, so
+//     their hidden states are computed once per sequence and every forward computes only the
+//     later rows (sequence_forward.h).
+// The losses are bit-identical to full forwards (every forward is computed the same two-part
+// way: same operations on the same inputs); tests check it.
 #pragma once
 
 #include <functional>
@@ -41,8 +46,9 @@ struct SearchResult {
   std::string stop_rule;
   // With "max-loss-increase": the best step that was not taken.
   std::optional<SearchStep> stopped_at;
-  // Layer forwards (one decoder layer over one sequence) an uninterrupted run does, with prefix
-  // reuse, and what evaluating every candidate from layer 0 would take (the naive count).
+  // Layer forwards (one decoder layer over one sequence's rows after its pattern-invariant head;
+  // the head's own forward, once per sequence, is not counted) an uninterrupted run does, with
+  // prefix reuse, and what evaluating every candidate from layer 0 would take (the naive count).
   int64_t layer_forwards = 0;
   int64_t naive_layer_forwards = 0;
   // Layer forwards this process actually ran (differs from layer_forwards after --resume).

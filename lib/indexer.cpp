@@ -116,6 +116,13 @@ at::Tensor select_topk(const at::Tensor& scores, int64_t first_position, int64_t
   return result;
 }
 
+at::Tensor all_causal_topk(int64_t tokens, int64_t k, const at::Device& device) {
+  auto long_options = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor columns = at::arange(k, long_options).unsqueeze(0);
+  at::Tensor positions = at::arange(tokens, long_options).unsqueeze(1);
+  return at::where(columns <= positions, columns, at::full({}, kTopkPadding, long_options));
+}
+
 #ifdef INDEXCACHE_CUDA
 at::Tensor indexer_topk_cuda(const IndexerProjection& projection, int64_t k);  // lib/indexer_cuda.cpp
 #endif

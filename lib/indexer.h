@@ -60,6 +60,11 @@ at::Tensor select_topk(const at::Tensor& scores, int64_t first_position, int64_t
 // kernels when the projection lives on a GPU and they are built.
 at::Tensor indexer_topk(const IndexerProjection& projection, int64_t k, int64_t chunk_bytes = int64_t{256} << 20);
 
+// The selection of rows 0..tokens-1 when every one of them has at most k causal keys
+// (tokens <= k): [tokens, k] int64, row t = 0..t then kTopkPadding — what the indexer selects
+// for such rows, without computing it.
+at::Tensor all_causal_topk(int64_t tokens, int64_t k, const at::Device& device);
+
 // Boolean mask [rows, keys] of the selected positions of `topk` rows [rows, k] (padding
 // ignored), restricted to causal positions of queries starting at `first_position`.
 at::Tensor selection_mask(const at::Tensor& topk_rows, int64_t first_position, int64_t keys);

@@ -92,7 +92,8 @@ int64_t DsaModel::attention_chunk_bytes(const at::Device& device) const {
   return device.is_cuda() ? int64_t{2} << 30 : int64_t{256} << 20;
 }
 
-LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input, const at::Tensor& shared) {
+LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input, const at::Tensor& shared,
+                                    int64_t first_row) {
   const bool run_indexer = !shared.defined();
   const at::Device& device = layer_device(layer);
   // With several devices, activations and a shared selection follow the layer.
@@ -111,7 +112,7 @@ LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input
   {
     RECORD_FUNCTION("indexcache::projections", std::vector<c10::IValue>());
     x = rms_norm(hidden, w.input_norm, config_.rms_norm_eps);
-    projection = mla_project(w.attention, config_, x, rope);
+    projection = mla_project(w.attention, config_, x, rope, first_row);
   }
   if (run_indexer) {
     RECORD_FUNCTION("indexcache::indexer", std::vector<c10::IValue>());
@@ -124,8 +125,9 @@ LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input
   at::Tensor residual, ffn;
   {
     RECORD_FUNCTION("indexcache::attention", std::vector<c10::IValue>());
-    residual = hidden + mla_attend(projection, w.attention, config_, out.topk, softmax_scale_, options_.attention,
-                                   attention_chunk_bytes(device));
+    at::Tensor attended = mla_attend(projection, w.attention, config_, out.topk, softmax_scale_, options_.attention,
+                                     attention_chunk_bytes(device));
+    residual = hidden.narrow(0, first_row, hidden.size(0) - first_row) + attended;
   }
   {
     RECORD_FUNCTION("indexcache::mlp", std::vector<c10::IValue>());
@@ -137,20 +139,31 @@ LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input
 }
 
 double DsaModel::sequence_nll(const at::Tensor& hidden, const std::vector<int64_t>& ids) {
+  const auto tokens = static_cast<int64_t>(ids.size());
+  const int64_t split = pattern_invariant_rows(tokens);
+  return sequence_nll_range(hidden.narrow(0, 0, split), ids, 0, split) +
+         sequence_nll_range(hidden.narrow(0, split, tokens - split), ids, split, tokens);
+}
+
+double DsaModel::sequence_nll_range(const at::Tensor& rows, const std::vector<int64_t>& ids, int64_t first,
+                                    int64_t end) {
   const EmbeddingWeights& w = embedding_weights();
-  const int64_t predictions = static_cast<int64_t>(ids.size()) - 1;
+  // Position t predicts ids[t + 1]: the last position predicts nothing.
+  const int64_t predictions = std::min<int64_t>(end, static_cast<int64_t>(ids.size()) - 1) - first;
   if (predictions <= 0) return 0.0;
   const at::Device& device = placement_.back().device;
-  at::Tensor targets = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong).to(device);
+  at::Tensor targets =
+      at::tensor(std::vector<int64_t>(ids.begin() + first + 1, ids.begin() + first + 1 + predictions), at::kLong)
+          .to(device);
   // Rows of float32 logits per chunk: about 256 MB at a time.
   const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / (config_.vocab_size * 4 * 2), 1, predictions);
   double total = 0.0;
   for (int64_t begin = 0; begin < predictions; begin += chunk) {
-    const int64_t rows = std::min(chunk, predictions - begin);
-    at::Tensor h = rms_norm(hidden.narrow(0, begin, rows).to(device), w.final_norm, config_.rms_norm_eps);
+    const int64_t count = std::min(chunk, predictions - begin);
+    at::Tensor h = rms_norm(rows.narrow(0, begin, count).to(device), w.final_norm, config_.rms_norm_eps);
     // Logits in the compute dtype, the loss in float32 (transformers upcasts the logits).
     at::Tensor log_probs = at::log_softmax(apply_linear(h, w.lm_head).to(at::kFloat), -1);
-    at::Tensor picked = log_probs.gather(1, targets.narrow(0, begin, rows).unsqueeze(1));
+    at::Tensor picked = log_probs.gather(1, targets.narrow(0, begin, count).unsqueeze(1));
     total -= picked.sum().to(at::kDouble).item<double>();
   }
   return total;

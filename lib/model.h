@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <vector>
@@ -55,17 +56,31 @@ class DsaModel {
   // Token embeddings [tokens, hidden] for ids in [0, vocab_size).
   at::Tensor embed(const std::vector<int64_t>& ids);
 
-  // Runs decoder layer `layer` on `hidden`. With `shared_topk` undefined the layer runs its
-  // indexer (an F layer); otherwise it attends with `shared_topk` [tokens, index_topk] (S).
-  LayerOutput forward_layer(int64_t layer, const at::Tensor& hidden, const at::Tensor& shared_topk = {});
+  // Runs decoder layer `layer` on `hidden` [tokens, hidden]. With `shared_topk` undefined the
+  // layer runs its indexer (an F layer); otherwise it attends with `shared_topk` [tokens,
+  // index_topk] (S). With `first_row` > 0 only rows [first_row, tokens) are computed: the earlier
+  // rows serve as keys and values, `out.hidden` is [tokens - first_row, hidden], and `out.topk`
+  // still covers every row.
+  LayerOutput forward_layer(int64_t layer, const at::Tensor& hidden, const at::Tensor& shared_topk = {},
+                            int64_t first_row = 0);
 
   // Where layer `layer` runs, and the whole placement (for reports).
   const at::Device& layer_device(int64_t layer) const { return layer_devices_[static_cast<std::size_t>(layer)]; }
   const std::vector<DevicePlacement>& placement() const { return placement_; }
 
-  // Sum over positions t < T-1 of -log p(ids[t+1] | ids[..t]) from the last layer's output,
-  // with the final norm and the lm-head applied in chunks (no [tokens, vocab] tensor at once).
+  // Sum over positions t < T-1 of -log p(ids[t+1] | ids[..t]) from the last layer's output
+  // [T, hidden], with the final norm and the lm-head applied in chunks (no [tokens, vocab] tensor
+  // at once). Always summed as sequence_nll_range(0, pattern_invariant_rows) +
+  // sequence_nll_range(pattern_invariant_rows, T), so a search that keeps the first part and
+  // recomputes only the second gets bit-identical sums.
   double sequence_nll(const at::Tensor& hidden, const std::vector<int64_t>& ids);
+  // The same sum over positions [first, end) only; `rows` [end - first, hidden] are those
+  // positions' final hidden states.
+  double sequence_nll_range(const at::Tensor& rows, const std::vector<int64_t>& ids, int64_t first, int64_t end);
+
+  // Rows whose selection is every causal key under any pattern (t + 1 <= index_topk), so whose
+  // hidden states never depend on which layers are F or S: min(index_topk, tokens).
+  int64_t pattern_invariant_rows(int64_t tokens) const { return std::min(config_.index_topk, tokens); }
 
  private:
   const LayerWeights& layer_weights(int64_t layer, bool need_indexer);

@@ -19,7 +19,7 @@ Routing route(const MoeWeights& w, const ModelConfig& c, const at::Tensor& x) {
   at::Tensor group_scores = std::get<0>(choice.view({tokens, c.n_group, per_group}).topk(2, -1)).sum(-1);
   at::Tensor groups = std::get<1>(group_scores.topk(c.topk_group, -1, /*largest=*/true, /*sorted=*/false));
   at::Tensor group_mask = at::zeros_like(group_scores).scatter_(1, groups, 1.0);
-  at::Tensor expert_mask = group_mask.unsqueeze(-1).expand({tokens, c.n_group, per_group}).reshape({tokens, -1});
+  at::Tensor expert_mask = group_mask.unsqueeze(-1).expand({tokens, c.n_group, per_group}).reshape({tokens, c.n_routed_experts});
   at::Tensor allowed = choice.masked_fill(expert_mask.logical_not(), -std::numeric_limits<float>::infinity());
   Routing routing;
   routing.experts = std::get<1>(allowed.topk(c.num_experts_per_tok, -1, /*largest=*/true, /*sorted=*/false));

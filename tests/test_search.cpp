@@ -10,6 +10,8 @@
 #include "layer_pattern.h"
 #include "model.h"
 #include "error.h"
+#include "evaluate.h"
+#include "sequence_forward.h"
 
 using namespace indexcache;
 using namespace indexcache::testing;
@@ -84,6 +86,47 @@ TEST_CASE("prefix reuse gives bit-identical losses to full forwards with fewer l
   CHECK(reused.naive_layer_forwards == full.naive_layer_forwards);
   CHECK(reused.layer_forwards_run == reused.layer_forwards);
   CHECK(reused.layer_forwards < full.layer_forwards);
+}
+
+TEST_CASE("rows before index_topk are the same under every pattern; the two-part forward equals the full one",
+          "[search]") {
+  DsaModel model = open_model("dsv32_default");
+  const int64_t layers = model.config().num_hidden_layers;
+  const int64_t k = model.config().index_topk;
+  const std::vector<int64_t> ids = golden_sequences("dsv32_default").front();
+  REQUIRE(static_cast<int64_t>(ids.size()) > 3 * k);
+  // Full-row forwards (one call per layer, every row) under two very different patterns.
+  auto run = [&](const LayerPattern& pattern) {
+    std::vector<at::Tensor> states;
+    at::Tensor hidden = model.embed(ids), last_full;
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      LayerOutput out = model.forward_layer(layer, hidden, pattern.is_full(layer) ? at::Tensor() : last_full);
+      if (pattern.is_full(layer)) last_full = out.topk;
+      hidden = out.hidden;
+      states.push_back(hidden);
+    }
+    return states;
+  };
+  const auto all_full = run(LayerPattern::all_full(layers));
+  const auto one_full = run(LayerPattern::parse("F" + std::string(static_cast<std::size_t>(layers - 1), 'S'), layers, "t"));
+  const SequenceHead head = forward_head(model, ids, 0);
+  REQUIRE(head.rows == k);
+  for (int64_t layer = 0; layer < layers; ++layer) {
+    INFO("layer " << layer);
+    // The patterns change the later rows ...
+    CHECK_FALSE(at::equal(all_full[layer].narrow(0, k, 8), one_full[layer].narrow(0, k, 8)));
+    // ... never the first k: bit for bit, same operations on the same inputs.
+    CHECK(at::equal(all_full[layer].narrow(0, 0, k), one_full[layer].narrow(0, 0, k)));
+    // The head as a sequence of its own: the same rows up to rounding.
+    if (layer + 1 < layers) {
+      CHECK(at::allclose(head.hidden[layer + 1], all_full[layer].narrow(0, 0, k), 1e-5, 1e-5));
+    }
+  }
+  // The two-part loss (evaluate_pattern) against the one-pass loss of the full-row forward.
+  const double two_part = evaluate_pattern(model, {ids}, LayerPattern::all_full(layers), false).nll_sum;
+  const double one_pass = model.sequence_nll(all_full.back(), ids);
+  INFO("two-part " << two_part << " one-pass " << one_pass);
+  CHECK(std::abs(two_part - one_pass) <= 1e-5 * std::abs(one_pass));
 }
 
 TEST_CASE("max-loss-increase stops before the loss would exceed the limit", "[search]") {

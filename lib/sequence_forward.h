@@ -1,0 +1,44 @@
+// A sequence's forward in two parts, the way every loss in indexcache is computed.
+//
+// Positions t < index_topk attend to every causal key under any F/S pattern (the indexer's
+// selection rule, indexer.h), so their hidden states at every layer do not depend on the
+// pattern. A forward is therefore computed as
+//   1. the head: those rows as a sequence of their own (no indexer needed), and
+//   2. the tail: the remaining rows, layer by layer, attending to the head's rows of the same
+//      layer as keys and values.
+// The head is computed once per calibration sequence and reused by every pattern the search
+// tries, which saves its share (index_topk / tokens) of every candidate's work; computing every
+// forward the same way keeps losses bit-identical between the search's shortcuts and full
+// evaluations (same operations on the same shapes).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "model.h"
+
+namespace indexcache {
+
+struct SequenceHead {
+  int64_t rows = 0;                // min(index_topk, tokens)
+  std::vector<at::Tensor> hidden;  // [layers] of [rows, hidden]: the head entering each layer
+  double nll = 0.0;                // NLL summed over the head's predicted positions
+};
+
+// The head of `ids`. `sequence_index` names the sequence in errors (non-finite activations).
+SequenceHead forward_head(DsaModel& model, const std::vector<int64_t>& ids, int64_t sequence_index);
+
+// The tail rows entering layer 0: [tokens - head_rows, hidden].
+at::Tensor embed_tail(DsaModel& model, const std::vector<int64_t>& ids, int64_t head_rows);
+
+// Layer `layer` on the tail rows `tail` [tokens - head_rows, hidden] entering it, with the head's
+// rows `head_hidden` [head_rows, hidden] of that layer in front: out.hidden is the tail leaving
+// the layer, out.topk the selection of every row [tokens, index_topk].
+LayerOutput forward_tail_layer(DsaModel& model, int64_t layer, const at::Tensor& head_hidden, const at::Tensor& tail,
+                               const at::Tensor& shared_topk);
+
+// NLL summed over the tail's predicted positions, from the tail rows leaving the last layer.
+double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64_t>& ids, int64_t head_rows);
+
+}  // namespace indexcache
