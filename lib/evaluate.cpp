@@ -26,13 +26,15 @@ void check_finite_loss(double nll_sum, int64_t sequence_index) {
 SequenceEvaluation evaluate_sequence(DsaModel& model, const std::vector<int64_t>& ids, const LayerPattern& pattern,
                                      bool capture_topk, int64_t sequence_index) {
   SequenceEvaluation result;
-  // In two parts, like every loss (sequence_forward.h): the pattern-invariant head, then the tail.
-  const SequenceHead head = forward_head(model, ids, sequence_index);
+  // In two parts, like every loss (sequence_forward.h): the pattern-invariant head and the tail,
+  // layer by layer.
+  SequenceHead head = start_head(model, ids);
   at::Tensor tail = embed_tail(model, ids, head.rows);
   at::Tensor last_full_topk;
   for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
     LayerOutput out = forward_tail_layer(model, layer, head.hidden[static_cast<std::size_t>(layer)], tail,
                                          pattern.is_full(layer) ? at::Tensor() : last_full_topk);
+    advance_head(model, head, layer, ids, sequence_index);
     check_finite(out.hidden, layer, sequence_index);
     if (pattern.is_full(layer)) last_full_topk = out.topk;
     if (capture_topk) result.topk.push_back(out.topk);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 
 #include "error.h"
 #include "evaluate.h"
@@ -72,13 +73,17 @@ class SearchRun {
   // sequence's head is computed on first use and kept (it is the same under every pattern).
   double forward_from(int64_t s, const LayerPattern& pattern, int64_t start, bool record) {
     const auto& ids = sequences_[static_cast<std::size_t>(s)];
-    if (!cache_.has_head(s)) cache_.store_head(s, forward_head(model_, ids, s));
-    const SequenceHead& head = cache_.head(s);
+    // The first forward of a sequence (always from layer 0) computes its head alongside.
+    const bool new_head = !cache_.has_head(s);
+    if (new_head && start != 0) throw std::logic_error("greedy search: a sequence's first forward must start at layer 0");
+    SequenceHead building = new_head ? start_head(model_, ids) : SequenceHead();
+    const SequenceHead& head = new_head ? building : cache_.head(s);
     at::Tensor tail = start == 0 ? embed_tail(model_, ids, head.rows) : cache_.tail(s, start, model_.layer_device(start));
     at::Tensor last_full = start == 0 ? at::Tensor() : cache_.topk(s, pattern.source_layer(start - 1));
     for (int64_t layer = start; layer < layers_; ++layer) {
       LayerOutput out = forward_tail_layer(model_, layer, head.hidden[static_cast<std::size_t>(layer)], tail,
                                            pattern.is_full(layer) ? at::Tensor() : last_full);
+      if (new_head) advance_head(model_, building, layer, ids, s);
       check_finite(out.hidden, layer, s);
       ++layer_forwards_run_;
       if (pattern.is_full(layer)) last_full = out.topk;
@@ -87,6 +92,7 @@ class SearchRun {
     }
     const double nll = head.nll + tail_nll(model_, tail, ids, head.rows);
     check_finite_loss(nll, s);
+    if (new_head) cache_.store_head(s, std::move(building));
     return nll;
   }
 

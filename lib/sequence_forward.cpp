@@ -5,20 +5,32 @@
 
 namespace indexcache {
 
-SequenceHead forward_head(DsaModel& model, const std::vector<int64_t>& ids, int64_t sequence_index) {
-  const auto tokens = static_cast<int64_t>(ids.size());
+SequenceHead start_head(DsaModel& model, const std::vector<int64_t>& ids) {
   SequenceHead head;
-  head.rows = model.pattern_invariant_rows(tokens);
-  const std::vector<int64_t> head_ids(ids.begin(), ids.begin() + head.rows);
-  at::Tensor hidden = model.embed(head_ids);
+  head.rows = model.pattern_invariant_rows(static_cast<int64_t>(ids.size()));
+  head.hidden.push_back(model.embed(std::vector<int64_t>(ids.begin(), ids.begin() + head.rows)));
+  return head;
+}
+
+void advance_head(DsaModel& model, SequenceHead& head, int64_t layer, const std::vector<int64_t>& ids,
+                  int64_t sequence_index) {
+  const at::Tensor& entering = head.hidden[static_cast<std::size_t>(layer)];
   // Every head row selects all of its causal keys: the indexer's answer, without running it.
-  const at::Tensor all_causal = all_causal_topk(head.rows, model.config().index_topk, hidden.device());
-  for (int64_t layer = 0; layer < model.config().num_hidden_layers; ++layer) {
-    head.hidden.push_back(hidden);
-    hidden = model.forward_layer(layer, hidden, all_causal).hidden;
-    check_finite(hidden, layer, sequence_index);
+  const at::Tensor all_causal = all_causal_topk(head.rows, model.config().index_topk, entering.device());
+  at::Tensor leaving = model.forward_layer(layer, entering, all_causal).hidden;
+  check_finite(leaving, layer, sequence_index);
+  if (layer + 1 < model.config().num_hidden_layers) {
+    head.hidden.push_back(leaving);
+  } else {
+    head.nll = model.sequence_nll_range(leaving, ids, 0, head.rows);
   }
-  head.nll = model.sequence_nll_range(hidden, ids, 0, head.rows);
+}
+
+SequenceHead forward_head(DsaModel& model, const std::vector<int64_t>& ids, int64_t sequence_index) {
+  SequenceHead head = start_head(model, ids);
+  for (int64_t layer = 0; layer < model.config().num_hidden_layers; ++layer) {
+    advance_head(model, head, layer, ids, sequence_index);
+  }
   return head;
 }
 

@@ -113,10 +113,14 @@ TEST_CASE("rows before index_topk are the same under every pattern; the two-part
   REQUIRE(head.rows == k);
   for (int64_t layer = 0; layer < layers; ++layer) {
     INFO("layer " << layer);
-    // The patterns change the later rows ...
-    CHECK_FALSE(at::equal(all_full[layer].narrow(0, k, 8), one_full[layer].narrow(0, k, 8)));
-    // ... never the first k: bit for bit, same operations on the same inputs.
-    CHECK(at::equal(all_full[layer].narrow(0, 0, k), one_full[layer].narrow(0, 0, k)));
+    const at::Tensor later_all = all_full[layer].narrow(0, k, all_full[layer].size(0) - k);
+    const at::Tensor later_one = one_full[layer].narrow(0, k, one_full[layer].size(0) - k);
+    // The patterns change the later rows from the first S layer on ...
+    if (layer >= 1) CHECK((later_all - later_one).abs().max().item<double>() > 1.0);
+    // ... never the first k. Only up to rounding (measured: at most 4.2e-6 here): in a full-row
+    // forward the matrix products see different other rows, which can change a row's
+    // summation order.
+    CHECK((all_full[layer].narrow(0, 0, k) - one_full[layer].narrow(0, 0, k)).abs().max().item<double>() <= 1e-4);
     // The head as a sequence of its own: the same rows up to rounding.
     if (layer + 1 < layers) {
       CHECK(at::allclose(head.hidden[layer + 1], all_full[layer].narrow(0, 0, k), 1e-5, 1e-5));
