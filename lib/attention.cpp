@@ -64,17 +64,33 @@ int64_t chunk_rows(int64_t bytes_per_row, int64_t chunk_bytes, int64_t tokens) {
   return std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(1, bytes_per_row), 1, tokens);
 }
 
-// transformers' eager attention: per-head keys [nope | rope] and values from kv_b_proj.
-at::Tensor attend_eager(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c, const at::Tensor& topk,
-                        double scale, int64_t chunk_bytes) {
+// The eager and fused paths' operands, transformers' way: per-head keys [nope | rope] and values
+// from kv_b_proj, each with a contiguous last dimension.
+struct PerHeadOperands {
+  at::Tensor queries;  // [heads, tokens - first_row, qk]
+  at::Tensor keys;     // [heads, tokens, qk]
+  at::Tensor values;   // [heads, tokens, v]
+};
+
+PerHeadOperands per_head_operands(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c) {
   const int64_t tokens = p.kv_latent.size(0);
   const int64_t heads = c.num_attention_heads;
   const int64_t nope = c.qk_nope_head_dim;
   at::Tensor kv = apply_linear(p.kv_latent, w.kv_b_proj).view({tokens, heads, nope + c.v_head_dim});
   at::Tensor keys_rope = p.keys_rope.unsqueeze(1).expand({tokens, heads, c.qk_rope_head_dim});
-  at::Tensor queries = at::cat({p.queries_nope, p.queries_rope}, -1).transpose(0, 1);  // [heads, tokens, qk]
-  at::Tensor keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1);
-  at::Tensor values = kv.narrow(-1, nope, c.v_head_dim).transpose(0, 1);  // [heads, tokens, v]
+  PerHeadOperands o;
+  o.queries = at::cat({p.queries_nope, p.queries_rope}, -1).transpose(0, 1);
+  o.keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1);
+  o.values = kv.narrow(-1, nope, c.v_head_dim).transpose(0, 1);
+  return o;
+}
+
+// transformers' eager attention.
+at::Tensor attend_eager(const MlaProjection& p, const AttentionWeights& w, const ModelConfig& c, const at::Tensor& topk,
+                        double scale, int64_t chunk_bytes) {
+  const int64_t tokens = p.kv_latent.size(0);
+  const int64_t heads = c.num_attention_heads;
+  const auto [queries, keys, values] = per_head_operands(p, w, c);
 
   const int64_t first = p.first_row;
   at::Tensor output = at::empty({tokens - first, heads * c.v_head_dim}, values.options());
@@ -101,13 +117,11 @@ at::Tensor attend_fused(const MlaProjection& p, const AttentionWeights& w, const
                         double scale, int64_t chunk_bytes) {
   const int64_t tokens = p.kv_latent.size(0);
   const int64_t heads = c.num_attention_heads;
-  const int64_t nope = c.qk_nope_head_dim;
-  at::Tensor kv = apply_linear(p.kv_latent, w.kv_b_proj).view({tokens, heads, nope + c.v_head_dim});
-  at::Tensor keys_rope = p.keys_rope.unsqueeze(1).expand({tokens, heads, c.qk_rope_head_dim});
+  const PerHeadOperands per_head = per_head_operands(p, w, c);
   // [1, heads, tokens, dim], the last dimension contiguous as the fused kernels require.
-  at::Tensor queries = at::cat({p.queries_nope, p.queries_rope}, -1).transpose(0, 1).unsqueeze(0);
-  at::Tensor keys = at::cat({kv.narrow(-1, 0, nope), keys_rope}, -1).transpose(0, 1).unsqueeze(0);
-  at::Tensor values = kv.narrow(-1, nope, c.v_head_dim).contiguous().transpose(0, 1).unsqueeze(0);
+  const at::Tensor queries = per_head.queries.unsqueeze(0);
+  const at::Tensor keys = per_head.keys.unsqueeze(0);
+  const at::Tensor values = per_head.values.contiguous().unsqueeze(0);
 
   const int64_t first = p.first_row;
   at::Tensor output = at::empty({tokens - first, heads * c.v_head_dim}, values.options());

@@ -101,18 +101,18 @@ TEST_CASE("gpu attention: the fused path computes what the eager path does", "[g
       auto sequences = golden_sequences(name);
       const int64_t layers = load_model_config(golden_dir(name)).num_hidden_layers;
       const LayerPattern all_full = LayerPattern::all_full(layers);
+      auto loss = [&](at::ScalarType dtype, AttentionPath path) {
+        DsaModel model = open_on(name, cuda, dtype, path);
+        return evaluate_pattern(model, sequences, all_full, false).loss;
+      };
       // float32: the same arithmetic up to summation order (online softmax in the fused kernel).
-      DsaModel eager32 = open_on(name, cuda, at::kFloat, AttentionPath::Eager);
-      DsaModel fused32 = open_on(name, cuda, at::kFloat, AttentionPath::Fused);
-      const double eager32_loss = evaluate_pattern(eager32, sequences, all_full, false).loss;
-      const double fused32_loss = evaluate_pattern(fused32, sequences, all_full, false).loss;
+      const double eager32_loss = loss(at::kFloat, AttentionPath::Eager);
+      const double fused32_loss = loss(at::kFloat, AttentionPath::Fused);
       INFO(name << " fp32 eager " << eager32_loss << " fused " << fused32_loss);
       CHECK(relative_error(fused32_loss, eager32_loss) <= 1e-5);
       // bfloat16: eager rounds the logits and probabilities to bf16, fused keeps them in float32.
-      DsaModel eager16 = open_on(name, cuda, at::kBFloat16, AttentionPath::Eager);
-      DsaModel fused16 = open_on(name, cuda, at::kBFloat16, AttentionPath::Fused);
-      const double eager16_loss = evaluate_pattern(eager16, sequences, all_full, false).loss;
-      const double fused16_loss = evaluate_pattern(fused16, sequences, all_full, false).loss;
+      const double eager16_loss = loss(at::kBFloat16, AttentionPath::Eager);
+      const double fused16_loss = loss(at::kBFloat16, AttentionPath::Fused);
       INFO(name << " bf16 eager " << eager16_loss << " fused " << fused16_loss);
       CHECK(relative_error(fused16_loss, eager16_loss) <= 1e-2);
       CHECK(relative_error(fused16_loss, eager32_loss) <= 1e-2);
