@@ -26,14 +26,6 @@ void advance_head(DsaModel& model, SequenceHead& head, int64_t layer, const std:
   }
 }
 
-SequenceHead forward_head(DsaModel& model, const std::vector<int64_t>& ids, int64_t sequence_index) {
-  SequenceHead head = start_head(model, ids);
-  for (int64_t layer = 0; layer < model.config().num_hidden_layers; ++layer) {
-    advance_head(model, head, layer, ids, sequence_index);
-  }
-  return head;
-}
-
 at::Tensor embed_tail(DsaModel& model, const std::vector<int64_t>& ids, int64_t head_rows) {
   return model.embed(std::vector<int64_t>(ids.begin() + head_rows, ids.end()));
 }

@@ -26,13 +26,10 @@ struct SequenceHead {
   double nll = 0.0;                // NLL summed over the head's predicted positions
 };
 
-// The head of `ids`. `sequence_index` names the sequence in errors (non-finite activations).
-SequenceHead forward_head(DsaModel& model, const std::vector<int64_t>& ids, int64_t sequence_index);
-
-// The same, a layer at a time, so a caller can run the head and the tail of a layer back to back
-// (with --offload, one load of the layer's weights serves both): start_head embeds the head
+// The head of `ids`, a layer at a time, so a caller runs the head and the tail of a layer back to
+// back (with --offload, one load of the layer's weights serves both): start_head embeds the head
 // rows; advance_head runs layer `layer` on them (head.hidden must hold the head entering it) and,
-// after the last layer, sets head.nll.
+// after the last layer, sets head.nll. `sequence_index` names the sequence in errors.
 SequenceHead start_head(DsaModel& model, const std::vector<int64_t>& ids);
 void advance_head(DsaModel& model, SequenceHead& head, int64_t layer, const std::vector<int64_t>& ids,
                   int64_t sequence_index);

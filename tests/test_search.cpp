@@ -109,7 +109,8 @@ TEST_CASE("rows before index_topk are the same under every pattern; the two-part
   };
   const auto all_full = run(LayerPattern::all_full(layers));
   const auto one_full = run(LayerPattern::parse("F" + std::string(static_cast<std::size_t>(layers - 1), 'S'), layers, "t"));
-  const SequenceHead head = forward_head(model, ids, 0);
+  SequenceHead head = start_head(model, ids);
+  for (int64_t layer = 0; layer < layers; ++layer) advance_head(model, head, layer, ids, 0);
   REQUIRE(head.rows == k);
   for (int64_t layer = 0; layer < layers; ++layer) {
     INFO("layer " << layer);
