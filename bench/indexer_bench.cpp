@@ -6,7 +6,9 @@
 // For each shape, on fresh random inputs (q, k ~ N(0,1) rounded to bf16, weights ~ N(0,1)/sqrt(H)):
 //   ours scores   the fused tensor-core score kernel with a trivial consumer (row max): the
 //                 scoring engine alone; TFLOP/s counts the causal work T(T+1)/2 x H x D x 2;
-//   ours top-k    scores + streaming candidate selection + exact top-k (what the model runs);
+//   ours top-k    scores + exact top-k by the default pipeline (what the model runs), and each
+//                 pipeline timed (streaming candidates; chunked dense scores; indexer_cuda.h),
+//                 with the number of rows where their selections differ (expected 0);
 //   fp8           the same with e4m3 q and k (per-token / per-(token, head) scales);
 //   (a) eager     transformers-style: einsum to [T, H, T] bf16, relu, weight, sum, mask, topk
 //                 (skipped or "OOM" where it does not fit);
@@ -139,7 +141,9 @@ std::string fmt(double value, const char* format = "%.2f") {
 struct Row {
   int64_t heads = 0, tokens = 0;
   double scores_ms = NAN, topk_ms = NAN, fp8_scores_ms = NAN, fp8_topk_ms = NAN;
-  double candidates_ms = NAN, sort_ms = NAN;  // the two kernels of top-k, timed alone
+  double streaming_ms = NAN, dense_ms = NAN;  // each top-k pipeline
+  int64_t pipeline_mismatches = -1;            // rows whose selections differ between them
+  double candidates_ms = NAN, sort_ms = NAN;  // the two kernels of the streaming top-k, timed alone
   double eager_ms = NAN, chunked_ms = NAN, agree = NAN;
   std::string eager_note;
 };
@@ -202,6 +206,11 @@ int main(int argc, char** argv) {
         }
         row.scores_ms = time_ms([&] { cuda_indexer_rowmax(in); });
         row.topk_ms = time_ms([&] { ours = cuda_indexer_topk(in, topk); });
+        at::Tensor streaming, dense;
+        row.streaming_ms = time_ms([&] { streaming = cuda_indexer_topk(in, topk, TopKPipeline::Streaming); });
+        row.dense_ms = time_ms([&] { dense = cuda_indexer_topk(in, topk, TopKPipeline::ChunkedDense); });
+        row.pipeline_mismatches = (streaming != dense).any(1).sum().item<int64_t>();
+        streaming = dense = at::Tensor();
         // Breakdown: the fused score + candidate kernel over all rows at once, then the sort.
         const int64_t capacity = kernels::candidate_capacity(topk);
         at::Tensor candidates = at::empty({tokens, capacity}, options.dtype(at::kLong));
@@ -247,12 +256,12 @@ int main(int argc, char** argv) {
       }
       c10::cuda::CUDACachingAllocator::emptyCache();
       const double flops = static_cast<double>(tokens) * (tokens + 1) / 2.0 * heads * dim * 2.0;
-      std::printf("H=%lld T=%lld: scores %.2f ms (%.0f TFLOP/s, %.0f%% of matmul), top-k %.2f ms, fp8 scores %.2f ms, "
-                  "fp8 top-k %.2f ms, eager %s ms, chunked %s ms, agreement with chunked %s; top-k = candidates %.2f ms + sort "
+      std::printf("H=%lld T=%lld: scores %.2f ms (%.0f TFLOP/s, %.0f%% of matmul), top-k %.2f ms (streaming %.2f, dense %.2f, "
+                  "%lld rows differ), fp8 scores %.2f ms, fp8 top-k %.2f ms, eager %s ms, chunked %s ms, agreement with chunked %s; top-k = candidates %.2f ms + sort "
                   "%.2f ms\n",
                   static_cast<long long>(heads), static_cast<long long>(tokens), row.scores_ms,
                   flops / (row.scores_ms * 1e-3) / 1e12, 100.0 * flops / (row.scores_ms * 1e-3) / 1e12 / matmul,
-                  row.topk_ms, row.fp8_scores_ms, row.fp8_topk_ms,
+                  row.topk_ms, row.streaming_ms, row.dense_ms, static_cast<long long>(row.pipeline_mismatches), row.fp8_scores_ms, row.fp8_topk_ms,
                   row.eager_note.empty() ? fmt(row.eager_ms).c_str() : row.eager_note.c_str(),
                   fmt(row.chunked_ms).c_str(), fmt(row.agree, "%.4f").c_str(), row.candidates_ms, row.sort_ms);
       std::fflush(stdout);
@@ -260,17 +269,18 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("\n| heads | T | scores ms | scores TFLOP/s | %% of matmul | top-k ms | top-k TFLOP/s | fp8 scores ms | "
-              "fp8 top-k ms | (a) eager ms | (b) chunked ms | (b) / top-k | agreement with (b) | candidates ms | sort ms |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("\n| heads | T | scores ms | scores TFLOP/s | %% of matmul | top-k ms | top-k TFLOP/s | streaming ms | dense ms | rows differing | "
+              "fp8 scores ms | fp8 top-k ms | (a) eager ms | (b) chunked ms | (b) / top-k | agreement with (b) | candidates ms | sort ms |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
     const double flops = static_cast<double>(r.tokens) * (r.tokens + 1) / 2.0 * r.heads * dim * 2.0;
     const double scores_tflops = flops / (r.scores_ms * 1e-3) / 1e12;
     const double topk_tflops = flops / (r.topk_ms * 1e-3) / 1e12;
-    std::printf("| %lld | %lldK | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+    std::printf("| %lld | %lldK | %s | %s | %s | %s | %s | %s | %s | %lld | %s | %s | %s | %s | %s | %s | %s | %s |\n",
                 static_cast<long long>(r.heads), static_cast<long long>(r.tokens / 1024), fmt(r.scores_ms).c_str(),
                 fmt(scores_tflops, "%.0f").c_str(), fmt(100.0 * scores_tflops / matmul, "%.0f%%").c_str(),
-                fmt(r.topk_ms).c_str(), fmt(topk_tflops, "%.0f").c_str(), fmt(r.fp8_scores_ms).c_str(),
+                fmt(r.topk_ms).c_str(), fmt(topk_tflops, "%.0f").c_str(), fmt(r.streaming_ms).c_str(),
+                fmt(r.dense_ms).c_str(), static_cast<long long>(r.pipeline_mismatches), fmt(r.fp8_scores_ms).c_str(),
                 fmt(r.fp8_topk_ms).c_str(), r.eager_note.empty() ? fmt(r.eager_ms).c_str() : r.eager_note.c_str(),
                 fmt(r.chunked_ms).c_str(), fmt(r.chunked_ms / r.topk_ms, "%.1fx").c_str(),
                 fmt(r.agree, "%.4f").c_str(), fmt(r.candidates_ms).c_str(), fmt(r.sort_ms).c_str());

@@ -170,6 +170,10 @@ LayerPlan run_search(Session& session, const SessionOptions& options, const Sear
   for (const SearchStep& step : resumed) journal.commit(step, journal_baseline);  // whole again if we die again
   auto on_commit = [&](const SearchStep& step, double baseline) { journal.commit(step, baseline); };
   SearchResult result = greedy_search(*session.model, session.data.sequences, search, progress, resumed, on_commit);
+  if (!session.model->options().keep_weights) {
+    progress.message("offload: layer weights loaded " + std::to_string(session.model->layer_loads()) + " times for " +
+                     std::to_string(result.layer_forwards_run) + " layer forwards");
+  }
 
   LayerPlan plan;
   fill_model_fields(plan, session);

@@ -23,39 +23,78 @@ void check_finite_loss(double nll_sum, int64_t sequence_index) {
   }
 }
 
-SequenceEvaluation evaluate_sequence(DsaModel& model, const std::vector<int64_t>& ids, const LayerPattern& pattern,
-                                     bool capture_topk, int64_t sequence_index) {
-  SequenceEvaluation result;
-  // In two parts, like every loss (sequence_forward.h): the pattern-invariant head and the tail,
-  // layer by layer.
-  SequenceHead head = start_head(model, ids);
-  at::Tensor tail = embed_tail(model, ids, head.rows);
+namespace {
+
+// One sequence's forward between layers (in two parts, like every loss: sequence_forward.h).
+struct SequenceRun {
+  SequenceHead head;
+  at::Tensor tail;
   at::Tensor last_full_topk;
-  for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
-    LayerOutput out = forward_tail_layer(model, layer, head.hidden[static_cast<std::size_t>(layer)], tail,
-                                         pattern.is_full(layer) ? at::Tensor() : last_full_topk);
-    advance_head(model, head, layer, ids, sequence_index);
-    check_finite(out.hidden, layer, sequence_index);
-    if (pattern.is_full(layer)) last_full_topk = out.topk;
-    if (capture_topk) result.topk.push_back(out.topk);
-    tail = out.hidden;
-  }
-  result.nll_sum = head.nll + tail_nll(model, tail, ids, head.rows);
-  check_finite_loss(result.nll_sum, sequence_index);
-  result.predictions = static_cast<int64_t>(ids.size()) - 1;
-  return result;
+  SequenceEvaluation result;
+};
+
+SequenceRun start_sequence(DsaModel& model, const std::vector<int64_t>& ids) {
+  SequenceRun run;
+  run.head = start_head(model, ids);
+  run.tail = embed_tail(model, ids, run.head.rows);
+  return run;
 }
 
+void run_layer(DsaModel& model, SequenceRun& run, int64_t layer, const std::vector<int64_t>& ids,
+               const LayerPattern& pattern, bool capture_topk, int64_t sequence_index) {
+  LayerOutput out = forward_tail_layer(model, layer, run.head.hidden[static_cast<std::size_t>(layer)], run.tail,
+                                       pattern.is_full(layer) ? at::Tensor() : run.last_full_topk);
+  advance_head(model, run.head, layer, ids, sequence_index);
+  check_finite(out.hidden, layer, sequence_index);
+  if (pattern.is_full(layer)) run.last_full_topk = out.topk;
+  if (capture_topk) run.result.topk.push_back(out.topk);
+  run.tail = out.hidden;
+}
+
+SequenceEvaluation finish_sequence(DsaModel& model, SequenceRun& run, const std::vector<int64_t>& ids,
+                                   int64_t sequence_index) {
+  run.result.nll_sum = run.head.nll + tail_nll(model, run.tail, ids, run.head.rows);
+  check_finite_loss(run.result.nll_sum, sequence_index);
+  run.result.predictions = static_cast<int64_t>(ids.size()) - 1;
+  return std::move(run.result);
+}
+
+}  // namespace
+
+SequenceEvaluation evaluate_sequence(DsaModel& model, const std::vector<int64_t>& ids, const LayerPattern& pattern,
+                                     bool capture_topk, int64_t sequence_index) {
+  SequenceRun run = start_sequence(model, ids);
+  for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
+    run_layer(model, run, layer, ids, pattern, capture_topk, sequence_index);
+  }
+  return finish_sequence(model, run, ids, sequence_index);
+}
+
+// Sequences in groups (the model's forward_group_bytes), each group layer-major (model.h).
 PatternEvaluation evaluate_pattern(DsaModel& model, const std::vector<std::vector<int64_t>>& sequences,
                                    const LayerPattern& pattern, bool capture_topk, const SequenceProgress& progress) {
   PatternEvaluation result;
-  const int64_t total = static_cast<int64_t>(sequences.size());
-  for (int64_t i = 0; i < total; ++i) {
-    SequenceEvaluation one = evaluate_sequence(model, sequences[static_cast<std::size_t>(i)], pattern, capture_topk, i);
-    result.nll_sum += one.nll_sum;
-    result.predictions += one.predictions;
-    if (capture_topk) result.topk.push_back(std::move(one.topk));
-    if (progress) progress(i + 1, total);
+  const std::size_t total = sequences.size();
+  const auto state_bytes = [&](std::size_t i) {
+    return forward_state_bytes(model, static_cast<int64_t>(sequences[i].size()));
+  };
+  for (std::size_t first = 0; first < total;) {
+    const std::size_t end = forward_group_end(model, first, total, state_bytes);
+    std::vector<SequenceRun> runs;
+    for (std::size_t i = first; i < end; ++i) runs.push_back(start_sequence(model, sequences[i]));
+    for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
+      for (std::size_t i = first; i < end; ++i) {
+        run_layer(model, runs[i - first], layer, sequences[i], pattern, capture_topk, static_cast<int64_t>(i));
+      }
+    }
+    for (std::size_t i = first; i < end; ++i) {
+      SequenceEvaluation one = finish_sequence(model, runs[i - first], sequences[i], static_cast<int64_t>(i));
+      result.nll_sum += one.nll_sum;
+      result.predictions += one.predictions;
+      if (capture_topk) result.topk.push_back(std::move(one.topk));
+      if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(total));
+    }
+    first = end;
   }
   result.loss = result.predictions > 0 ? result.nll_sum / static_cast<double>(result.predictions) : 0.0;
   return result;

@@ -59,6 +59,23 @@ class PrefixCache {
   int64_t device_bytes_ = 0;
 };
 
+// One forward the search needs: sequence `sequence` under `pattern` from layer `start` on (the
+// prefix cache supplies what enters that layer), storing the tail states it passes through when
+// `record`. The rest is its running state between layers.
+struct ForwardJob {
+  ForwardJob(LayerPattern pattern_, int64_t sequence_, int64_t start_, bool record_)
+      : pattern(std::move(pattern_)), sequence(sequence_), start(start_), record(record_) {}
+  LayerPattern pattern;
+  int64_t sequence = 0;
+  int64_t start = 0;
+  bool record = false;
+  bool new_head = false;   // the sequence's first forward: its head is computed alongside
+  SequenceHead building;   // that head, while being computed
+  at::Tensor tail;         // the tail rows entering the next layer
+  at::Tensor last_full;    // the selection of the last F layer so far
+  double nll = 0.0;        // after the last layer
+};
+
 class SearchRun {
  public:
   SearchRun(DsaModel& model, const std::vector<std::vector<int64_t>>& sequences, const SearchOptions& options,
@@ -68,44 +85,38 @@ class SearchRun {
     for (const auto& ids : sequences_) predictions_ += static_cast<int64_t>(ids.size()) - 1;
   }
 
-  // Forward of sequence `s` under `pattern` from layer `start` (using the cache before it),
-  // returning its NLL; `record` stores the tail states it passes through into the cache. The
-  // sequence's head is computed on first use and kept (it is the same under every pattern).
-  double forward_from(int64_t s, const LayerPattern& pattern, int64_t start, bool record) {
-    const auto& ids = sequences_[static_cast<std::size_t>(s)];
-    // The first forward of a sequence (always from layer 0) computes its head alongside.
-    const bool new_head = !cache_.has_head(s);
-    if (new_head && start != 0) throw std::logic_error("greedy search: a sequence's first forward must start at layer 0");
-    SequenceHead building = new_head ? start_head(model_, ids) : SequenceHead();
-    const SequenceHead& head = new_head ? building : cache_.head(s);
-    at::Tensor tail = start == 0 ? embed_tail(model_, ids, head.rows) : cache_.tail(s, start, model_.layer_device(start));
-    at::Tensor last_full = start == 0 ? at::Tensor() : cache_.topk(s, pattern.source_layer(start - 1));
-    for (int64_t layer = start; layer < layers_; ++layer) {
-      LayerOutput out = forward_tail_layer(model_, layer, head.hidden[static_cast<std::size_t>(layer)], tail,
-                                           pattern.is_full(layer) ? at::Tensor() : last_full);
-      if (new_head) advance_head(model_, building, layer, ids, s);
-      check_finite(out.hidden, layer, s);
-      ++layer_forwards_run_;
-      if (pattern.is_full(layer)) last_full = out.topk;
-      if (record) cache_.store(s, layer, tail.to(model_.layer_device(layer)), out.topk);
-      tail = out.hidden;
+  // Runs `jobs` (setting each job's nll). Jobs run in groups whose running state fits the model's
+  // forward_group_bytes, and a group runs layer-major: layer l for every job of the group, then
+  // layer l + 1, so with --offload each layer's weights are loaded once per group rather than once
+  // per forward. Every job computes the same operations on the same inputs in any grouping, so
+  // the losses do not depend on it (tests check it).
+  void run_jobs(std::vector<ForwardJob>& jobs, const std::string& label) {
+    int64_t total = 0, done = 0;
+    for (const ForwardJob& job : jobs) total += layers_ - job.start;
+    for (std::size_t first = 0; first < jobs.size();) {
+      const std::size_t end = group_end(jobs, first);
+      int64_t from = layers_;
+      for (std::size_t j = first; j < end; ++j) from = std::min(from, jobs[j].start);
+      for (int64_t layer = from; layer < layers_; ++layer) {
+        for (std::size_t j = first; j < end; ++j) {
+          if (jobs[j].start > layer) continue;
+          run_layer(jobs[j], layer);
+          ++done;
+        }
+        if (!label.empty()) progress_.update(label, done, total, "layer forwards");
+      }
+      for (std::size_t j = first; j < end; ++j) finish(jobs[j]);
+      first = end;
     }
-    const double nll = head.nll + tail_nll(model_, tail, ids, head.rows);
-    check_finite_loss(nll, s);
-    if (new_head) cache_.store_head(s, std::move(building));
-    return nll;
   }
 
   // Mean loss of `pattern` over all sequences, starting at layer `start`.
   double loss_from(const LayerPattern& pattern, int64_t start, bool record, const std::string& label) {
     record = record && options_.prefix_reuse;
-    double nll = 0.0;
-    const int64_t count = static_cast<int64_t>(sequences_.size());
-    for (int64_t s = 0; s < count; ++s) {
-      nll += forward_from(s, pattern, start, record);
-      if (!label.empty()) progress_.update(label, s + 1, count, "sequences");
-    }
-    return nll / static_cast<double>(predictions_);
+    std::vector<ForwardJob> jobs;
+    for (std::size_t s = 0; s < sequences_.size(); ++s) jobs.emplace_back(pattern, static_cast<int64_t>(s), start, record);
+    run_jobs(jobs, label);
+    return mean_loss(jobs, 0, jobs.size());
   }
 
   void prepare_cache() { cache_.reset(sequences_.size(), layers_, options_.device_cache_bytes); }
@@ -123,21 +134,29 @@ class SearchRun {
     return result;
   }
 
+  // Every candidate of the step over every sequence, as one set of jobs (candidate-major, so a
+  // group of jobs holds whole candidates when it can).
   SearchStep evaluate_step(const LayerPattern& pattern, int64_t step, int64_t steps_total, double best_so_far) {
+    const std::vector<int64_t> layers = candidates(pattern);
+    const std::size_t count = sequences_.size();
+    std::vector<ForwardJob> jobs;
+    for (int64_t layer : layers) {
+      for (std::size_t s = 0; s < count; ++s) {
+        jobs.emplace_back(pattern.with_shared(layer), static_cast<int64_t>(s), options_.prefix_reuse ? layer : 0, false);
+      }
+    }
+    char label[160];
+    std::snprintf(label, sizeof label, "step %lld/%lld: %zu candidates, best so far %.6f", static_cast<long long>(step),
+                  static_cast<long long>(steps_total), layers.size(), best_so_far);
+    run_jobs(jobs, label);
     SearchStep result;
-    std::vector<int64_t> layers = candidates(pattern);
     for (std::size_t j = 0; j < layers.size(); ++j) {
-      const int64_t layer = layers[j];
-      char label[160];
-      std::snprintf(label, sizeof label, "step %lld/%lld candidate %zu/%zu (layer %lld) best %.6f",
-                    static_cast<long long>(step), static_cast<long long>(steps_total), j + 1, layers.size(),
-                    static_cast<long long>(layer), best_so_far);
-      double loss = loss_from(pattern.with_shared(layer), options_.prefix_reuse ? layer : 0, false, label);
-      result.candidates.push_back({layer, loss});
+      const double loss = mean_loss(jobs, j * count, (j + 1) * count);
+      result.candidates.push_back({layers[j], loss});
       // Strictly lower wins, so equal losses keep the lowest layer index.
       if (result.candidates.size() == 1 || loss < result.loss) {
         result.loss = loss;
-        result.removed = layer;
+        result.removed = layers[j];
       }
     }
     result.pattern = pattern.with_shared(result.removed).text();
@@ -163,6 +182,56 @@ class SearchRun {
   int64_t layers() const { return layers_; }
 
  private:
+  std::size_t group_end(const std::vector<ForwardJob>& jobs, std::size_t first) const {
+    return forward_group_end(model_, first, jobs.size(), [&](std::size_t j) {
+      return forward_state_bytes(model_, static_cast<int64_t>(sequences_[static_cast<std::size_t>(jobs[j].sequence)].size()));
+    });
+  }
+
+  // Layer `layer` of `job` (its first layer sets up the state from the prefix cache).
+  void run_layer(ForwardJob& job, int64_t layer) {
+    const int64_t s = job.sequence;
+    const auto& ids = sequences_[static_cast<std::size_t>(s)];
+    if (layer == job.start) {
+      job.new_head = !cache_.has_head(s);
+      if (job.new_head && job.start != 0) {
+        throw std::logic_error("greedy search: a sequence's first forward must start at layer 0");
+      }
+      if (job.new_head) job.building = start_head(model_, ids);
+      const int64_t head_rows = model_.pattern_invariant_rows(static_cast<int64_t>(ids.size()));
+      job.tail = job.start == 0 ? embed_tail(model_, ids, head_rows) : cache_.tail(s, job.start, model_.layer_device(job.start));
+      job.last_full = job.start == 0 ? at::Tensor() : cache_.topk(s, job.pattern.source_layer(job.start - 1));
+    }
+    const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
+    const bool full = job.pattern.is_full(layer);
+    LayerOutput out = forward_tail_layer(model_, layer, head.hidden[static_cast<std::size_t>(layer)], job.tail,
+                                         full ? at::Tensor() : job.last_full);
+    if (job.new_head) advance_head(model_, job.building, layer, ids, s);
+    check_finite(out.hidden, layer, s);
+    ++layer_forwards_run_;
+    if (full) job.last_full = out.topk;
+    if (job.record) cache_.store(s, layer, job.tail.to(model_.layer_device(layer)), out.topk);
+    job.tail = out.hidden;
+  }
+
+  // After the last layer: the job's NLL; its head joins the cache; its state is released.
+  void finish(ForwardJob& job) {
+    const int64_t s = job.sequence;
+    const auto& ids = sequences_[static_cast<std::size_t>(s)];
+    const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
+    job.nll = head.nll + tail_nll(model_, job.tail, ids, head.rows);
+    check_finite_loss(job.nll, s);
+    if (job.new_head) cache_.store_head(s, std::move(job.building));
+    job.tail = job.last_full = at::Tensor();
+  }
+
+  // Mean loss per predicted position over jobs [first, end) (one per sequence, in order).
+  double mean_loss(const std::vector<ForwardJob>& jobs, std::size_t first, std::size_t end) const {
+    double nll = 0.0;
+    for (std::size_t j = first; j < end; ++j) nll += jobs[j].nll;
+    return nll / static_cast<double>(predictions_);
+  }
+
   DsaModel& model_;
   const std::vector<std::vector<int64_t>>& sequences_;
   const SearchOptions& options_;

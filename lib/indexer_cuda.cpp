@@ -29,6 +29,9 @@ void check_cuda(cudaError_t status, const char* what) {
 constexpr int64_t kCandidateBytes = int64_t{512} << 20;
 // The dense path's [rows, heads, keys] float32 intermediate stays under about this.
 constexpr int64_t kDenseChunkBytes = int64_t{1} << 30;
+// The chunked-dense pipeline's [rows, keys] float32 scores stay under about this: at 128K tokens
+// 4K query rows per chunk, enough query blocks per launch to fill every SM.
+constexpr int64_t kDenseScoreBytes = int64_t{2} << 30;
 
 bool exactly_bfloat16(const at::Tensor& values) {
   return at::equal(values.to(at::kBFloat16).to(at::kFloat), values);
@@ -62,6 +65,10 @@ int64_t dense_chunk_rows(const IndexerProjection& p) {
 }
 
 }  // namespace
+
+const char* topk_pipeline_label(TopKPipeline pipeline) {
+  return pipeline == TopKPipeline::Streaming ? "streaming candidates" : "chunked dense scores";
+}
 
 const char* indexer_cuda_path_label(IndexerCudaPath path) {
   switch (path) {
@@ -115,7 +122,61 @@ CudaIndexerInputs prepare_cuda_indexer(const IndexerProjection& projection, int6
   return in;
 }
 
-at::Tensor cuda_indexer_topk(const CudaIndexerInputs& in, int64_t topk) {
+namespace {
+
+// Tensor-core scores, selection on the fly: candidate buffers bounded by kCandidateBytes per launch.
+void streaming_topk(const CudaIndexerInputs& in, int64_t topk, at::Tensor& result, cudaStream_t stream) {
+  const int64_t tokens = in.projection.queries.size(0);
+  auto long_options = in.projection.queries.options().dtype(at::kLong);
+  const k::LightningProblem problem = cuda_indexer_problem(in);
+  const int64_t capacity = k::candidate_capacity(topk);
+  const int64_t chunk = std::min<int64_t>(tokens, std::max<int64_t>(kCandidateBytes / (capacity * 8), 1024));
+  at::Tensor candidates = at::empty({chunk, capacity}, long_options);
+  at::Tensor counts = at::empty({chunk}, long_options.dtype(at::kInt));
+  for (int64_t begin = 0; begin < tokens; begin += chunk) {
+    const int64_t end = std::min(tokens, begin + chunk);
+    k::LightningOutput output;
+    output.kind = k::ScoreOutput::TopKCandidates;
+    output.row_begin = begin;
+    output.row_end = end;
+    output.topk = topk;
+    output.candidates = reinterpret_cast<uint64_t*>(candidates.data_ptr<int64_t>());
+    output.candidate_counts = counts.data_ptr<int32_t>();
+    check_cuda(k::lightning_scores_launch(problem, output, stream), "score kernel");
+    check_cuda(k::select_topk_from_candidates(output.candidates, output.candidate_counts, capacity, begin,
+                                              end - begin, topk, result.data_ptr<int64_t>() + begin * topk, stream),
+               "top-k of candidates");
+  }
+}
+
+// Tensor-core scores written densely for a block of queries, then the exact top-k of each row.
+// Rows t < topk need no scores (they select 0..t), so scoring starts at row topk.
+void chunked_dense_topk(const CudaIndexerInputs& in, int64_t topk, at::Tensor& result, cudaStream_t stream) {
+  const int64_t tokens = in.projection.queries.size(0);
+  int64_t* out = result.data_ptr<int64_t>();
+  const int64_t invariant = std::min(topk, tokens);
+  check_cuda(k::select_topk_from_scores(nullptr, 0, 0, invariant, topk, out, stream), "top-k of the first rows");
+  if (invariant == tokens) return;
+  const k::LightningProblem problem = cuda_indexer_problem(in);
+  // Later chunks have longer rows: size the chunk by the longest row (the last one).
+  const int64_t chunk = std::clamp<int64_t>(kDenseScoreBytes / (tokens * 4), 1, tokens - invariant);
+  at::Tensor scores = at::empty({chunk * tokens}, in.projection.queries.options());
+  for (int64_t begin = invariant; begin < tokens; begin += chunk) {
+    const int64_t end = std::min(tokens, begin + chunk);
+    k::LightningOutput output;
+    output.kind = k::ScoreOutput::DenseScores;
+    output.row_begin = begin;
+    output.row_end = end;
+    output.scores = scores.data_ptr<float>();
+    check_cuda(k::lightning_scores_launch(problem, output, stream), "score kernel (dense)");
+    check_cuda(k::select_topk_from_scores(output.scores, end, begin, end - begin, topk, out + begin * topk, stream),
+               "top-k of dense scores");
+  }
+}
+
+}  // namespace
+
+at::Tensor cuda_indexer_topk(const CudaIndexerInputs& in, int64_t topk, TopKPipeline pipeline) {
   const c10::cuda::CUDAGuard guard(in.projection.queries.device());
   const int64_t tokens = in.projection.queries.size(0);
   auto long_options = in.projection.queries.options().dtype(at::kLong);
@@ -139,24 +200,10 @@ at::Tensor cuda_indexer_topk(const CudaIndexerInputs& in, int64_t topk) {
     return result;
   }
 
-  const k::LightningProblem problem = cuda_indexer_problem(in);
-  const int64_t capacity = k::candidate_capacity(topk);
-  const int64_t chunk = std::min<int64_t>(tokens, std::max<int64_t>(kCandidateBytes / (capacity * 8), 1024));
-  at::Tensor candidates = at::empty({chunk, capacity}, long_options);
-  at::Tensor counts = at::empty({chunk}, long_options.dtype(at::kInt));
-  for (int64_t begin = 0; begin < tokens; begin += chunk) {
-    const int64_t end = std::min(tokens, begin + chunk);
-    k::LightningOutput output;
-    output.kind = k::ScoreOutput::TopKCandidates;
-    output.row_begin = begin;
-    output.row_end = end;
-    output.topk = topk;
-    output.candidates = reinterpret_cast<uint64_t*>(candidates.data_ptr<int64_t>());
-    output.candidate_counts = counts.data_ptr<int32_t>();
-    check_cuda(k::lightning_scores_launch(problem, output, stream), "score kernel");
-    check_cuda(k::select_topk_from_candidates(output.candidates, output.candidate_counts, capacity, begin,
-                                              end - begin, topk, result.data_ptr<int64_t>() + begin * topk, stream),
-               "top-k of candidates");
+  if (pipeline == TopKPipeline::ChunkedDense) {
+    chunked_dense_topk(in, topk, result, stream);
+  } else {
+    streaming_topk(in, topk, result, stream);
   }
   return result;
 }

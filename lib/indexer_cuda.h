@@ -37,8 +37,21 @@ struct CudaIndexerInputs {
 
 CudaIndexerInputs prepare_cuda_indexer(const IndexerProjection& projection, int64_t k);
 
+// How the tensor-core paths turn scores into the top-k (both give identical selections: the same
+// score values and the same exact selection rule; tests compare them):
+//   Streaming:    the score kernel keeps only candidates above a running threshold per query
+//                 (TopKCandidates) and select_topk_from_candidates finishes; no scores stored.
+//   ChunkedDense: the score kernel writes the causal fp32 scores of a block of queries
+//                 ([rows, end], about kDenseScoreBytes at a time) and select_topk_from_scores
+//                 reads them back. Costs memory traffic but keeps the score kernel's warps free
+//                 of compactions (PERFORMANCE.md has the measurements that chose the default).
+enum class TopKPipeline { Streaming, ChunkedDense };
+constexpr TopKPipeline kDefaultTopKPipeline = TopKPipeline::ChunkedDense;
+const char* topk_pipeline_label(TopKPipeline pipeline);
+
 // Selected positions [tokens, k] int64 (the rule of indexer.h).
-at::Tensor cuda_indexer_topk(const CudaIndexerInputs& inputs, int64_t k);
+at::Tensor cuda_indexer_topk(const CudaIndexerInputs& inputs, int64_t k,
+                             TopKPipeline pipeline = kDefaultTopKPipeline);
 // Scores of queries [begin, end) against keys [0, end): [end - begin, end] float32, -inf where
 // s > t (as lightning_scores). Materialises the scores: for tests and small inputs.
 at::Tensor cuda_indexer_scores(const CudaIndexerInputs& inputs, int64_t begin, int64_t end);

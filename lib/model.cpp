@@ -1,8 +1,15 @@
 #include "model.h"
 
 #include <ATen/record_function.h>
+#include <c10/core/StreamGuard.h>
 
 #include <algorithm>
+#include <optional>
+
+#ifdef INDEXCACHE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
 
 #include "attention.h"
 #include "error.h"
@@ -34,21 +41,69 @@ const EmbeddingWeights& DsaModel::embedding_weights() {
   return *embedding_;
 }
 
+namespace {
+
+// Loads a layer for --offload on `stream` (see DsaModel::loading_stream). The load ends with the
+// per-tensor finiteness checks, which synchronise that stream: when it returns, the weights are
+// complete.
+LayerWeights load_streamed_layer(const Checkpoint& checkpoint, const ModelConfig& config, int64_t layer,
+                                 at::ScalarType dtype, const at::Device& device, std::optional<c10::Stream> stream) {
+  std::optional<c10::StreamGuard> on_stream;
+  if (stream) on_stream.emplace(*stream);
+  // Every layer's indexer comes along: an S layer's indexer is small next to its experts.
+  return load_layer_weights(checkpoint, config, layer, dtype, device, true);
+}
+
+// Weights allocated on the loading stream and read on the compute stream: tell the caching
+// allocator, so their memory is not handed to the next load before the compute stream is done.
+void mark_used_on_current_stream(LayerWeights& weights, const at::Device& device) {
+#ifdef INDEXCACHE_CUDA
+  if (!device.is_cuda()) return;
+  const c10::Stream stream = at::cuda::getCurrentCUDAStream(device.index()).unwrap();
+  for_each_tensor(weights, [&](at::Tensor& t) { t.record_stream(stream); });
+#else
+  (void)weights;
+  (void)device;
+#endif
+}
+
+}  // namespace
+
+std::optional<c10::Stream> DsaModel::loading_stream(const at::Device& device) {
+#ifdef INDEXCACHE_CUDA
+  if (!device.is_cuda()) return std::nullopt;
+  for (const c10::Stream& stream : loading_streams_) {
+    if (stream.device() == device) return stream;
+  }
+  // One stream per device for the model's life: the caching allocator keeps freed blocks per
+  // stream, so a new stream per load would never reuse the previous layers' memory.
+  loading_streams_.push_back(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()).unwrap());
+  return loading_streams_.back();
+#else
+  (void)device;
+  return std::nullopt;
+#endif
+}
+
 std::shared_ptr<LayerWeights> DsaModel::streamed_weights(int64_t layer) {
-  auto load = [this](int64_t which) {
-    // Every layer's indexer comes along: an S layer's indexer is small next to its experts.
+  // The copies and the FP8 decoding run on a stream of their own, so on a GPU they overlap the
+  // layer computing on the current stream (the default stream would serialise them).
+  auto load = [this](int64_t which, std::optional<c10::Stream> stream) {
     return std::make_shared<LayerWeights>(
-        load_layer_weights(checkpoint_, config_, which, options_.dtype, layer_device(which), true));
+        load_streamed_layer(checkpoint_, config_, which, options_.dtype, layer_device(which), stream));
   };
   if (current_layer_ != layer) {
-    current_ = next_layer_ == layer ? next_.get() : load(layer);
+    if (next_layer_ != layer) ++layer_loads_;
+    current_ = next_layer_ == layer ? next_.get() : load(layer, loading_stream(layer_device(layer)));
     current_layer_ = layer;
+    mark_used_on_current_stream(*current_, layer_device(layer));
   }
   // Start loading the next layer while this one runs; it is what a forward needs next.
   const int64_t upcoming = (layer + 1) % config_.num_hidden_layers;
   if (next_layer_ != upcoming) {
     if (next_.valid()) next_.wait();  // never two loads in flight
-    next_ = std::async(std::launch::async, load, upcoming).share();
+    ++layer_loads_;
+    next_ = std::async(std::launch::async, load, upcoming, loading_stream(layer_device(upcoming))).share();
     next_layer_ = upcoming;
   }
   return current_;
@@ -58,6 +113,7 @@ const LayerWeights& DsaModel::layer_weights(int64_t layer, bool need_indexer) {
   if (!options_.keep_weights) return *streamed_weights(layer);
   std::unique_ptr<LayerWeights>& slot = layers_[static_cast<std::size_t>(layer)];
   if (!slot) {
+    ++layer_loads_;
     slot = std::make_unique<LayerWeights>(
         load_layer_weights(checkpoint_, config_, layer, options_.dtype, layer_device(layer), need_indexer));
   } else if (need_indexer && !slot->indexer.wq_b.defined()) {
@@ -157,16 +213,18 @@ double DsaModel::sequence_nll_range(const at::Tensor& rows, const std::vector<in
           .to(device);
   // Rows of float32 logits per chunk: about 256 MB at a time.
   const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / (config_.vocab_size * 4 * 2), 1, predictions);
-  double total = 0.0;
+  // The running sum stays on the device (float64, the same additions as on the host), so the
+  // chunks queue without a host synchronisation each.
+  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
   for (int64_t begin = 0; begin < predictions; begin += chunk) {
     const int64_t count = std::min(chunk, predictions - begin);
     at::Tensor h = rms_norm(rows.narrow(0, begin, count).to(device), w.final_norm, config_.rms_norm_eps);
     // Logits in the compute dtype, the loss in float32 (transformers upcasts the logits).
     at::Tensor log_probs = at::log_softmax(apply_linear(h, w.lm_head).to(at::kFloat), -1);
     at::Tensor picked = log_probs.gather(1, targets.narrow(0, begin, count).unsqueeze(1));
-    total -= picked.sum().to(at::kDouble).item<double>();
+    total.sub_(picked.sum().to(at::kDouble));
   }
-  return total;
+  return total.item<double>();
 }
 
 }  // namespace indexcache

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <future>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "attention.h"
@@ -38,6 +39,12 @@ struct ModelOptions {
   // about ten kernel launches and small chunks left the GPU idle a third of the time (profiled at
   // 32K tokens on the DeepSeek-V3.2-dimension bench model).
   int64_t attention_chunk_bytes = 0;
+  // Forwards of several sequences (or search candidates) run layer-major in groups whose running
+  // state (sequence_forward.h, forward_state_bytes) stays under this many bytes: a layer runs for
+  // the whole group before the next layer starts, so with streamed weights each layer is loaded
+  // once per group instead of once per forward. <= 0: one forward at a time. Losses are the same
+  // either way (each forward computes the same operations on the same inputs).
+  int64_t forward_group_bytes = 0;
 };
 
 struct LayerOutput {
@@ -82,9 +89,15 @@ class DsaModel {
   // hidden states never depend on which layers are F or S: min(index_topk, tokens).
   int64_t pattern_invariant_rows(int64_t tokens) const { return std::min(config_.index_topk, tokens); }
 
+  // Layer weight loads so far (with keep_weights false, every load of a streamed layer, prefetches
+  // included; otherwise each layer's first load): what --offload's transfer time scales with.
+  int64_t layer_loads() const { return layer_loads_; }
+
  private:
   const LayerWeights& layer_weights(int64_t layer, bool need_indexer);
   std::shared_ptr<LayerWeights> streamed_weights(int64_t layer);
+  // The stream streamed layers load on, per GPU (none on the CPU).
+  std::optional<c10::Stream> loading_stream(const at::Device& device);
   const EmbeddingWeights& embedding_weights();
   const RopeTables& rope_for(int64_t tokens, const at::Device& device);
 
@@ -109,6 +122,8 @@ class DsaModel {
   std::shared_future<std::shared_ptr<LayerWeights>> next_;
   int64_t next_layer_ = -1;
   std::unique_ptr<EmbeddingWeights> embedding_;
+  int64_t layer_loads_ = 0;
+  std::vector<c10::Stream> loading_streams_;
 };
 
 }  // namespace indexcache

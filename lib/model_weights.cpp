@@ -141,6 +141,25 @@ IndexerWeights load_indexer_weights(const Checkpoint& checkpoint, const ModelCon
   return read_indexer(checkpoint, config, layer, dtype, device, /*check_only=*/false);
 }
 
+void for_each_tensor(LayerWeights& w, const std::function<void(at::Tensor&)>& visit) {
+  auto each = [&](std::initializer_list<at::Tensor*> tensors) {
+    for (at::Tensor* t : tensors) {
+      if (t->defined()) visit(*t);
+    }
+  };
+  auto mlp = [&](DenseMlpWeights& m) { each({&m.gate, &m.up, &m.down}); };
+  each({&w.input_norm, &w.post_attention_norm});
+  AttentionWeights& a = w.attention;
+  each({&a.q_a_proj, &a.q_a_norm, &a.q_b_proj, &a.kv_a_proj, &a.kv_a_norm, &a.kv_b_proj, &a.o_proj, &a.q_a_bias,
+        &a.kv_a_bias, &a.o_bias});
+  IndexerWeights& i = w.indexer;
+  each({&i.wq_b, &i.wk, &i.k_norm_weight, &i.k_norm_bias, &i.weights_proj});
+  mlp(w.mlp);
+  each({&w.moe.router, &w.moe.correction_bias});
+  for (DenseMlpWeights& expert : w.moe.experts) mlp(expert);
+  mlp(w.moe.shared);
+}
+
 LayerWeights load_layer_weights(const Checkpoint& checkpoint, const ModelConfig& config, int64_t layer,
                                 at::ScalarType dtype, at::Device device, bool with_indexer) {
   return read_layer(checkpoint, config, layer, dtype, device, with_indexer, /*check_only=*/false);

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <vector>
 
 #include "checkpoint.h"
@@ -62,6 +63,9 @@ struct EmbeddingWeights {
 
 // Loads layer `layer` in `dtype` on `device`. `with_indexer` false skips the indexer tensors
 // (an S layer never runs its indexer). Missing tensors or wrong shapes throw InputError.
+// Calls `visit` on every defined tensor of `weights`.
+void for_each_tensor(LayerWeights& weights, const std::function<void(at::Tensor&)>& visit);
+
 LayerWeights load_layer_weights(const Checkpoint& checkpoint, const ModelConfig& config, int64_t layer,
                                 at::ScalarType dtype, at::Device device, bool with_indexer = true);
 

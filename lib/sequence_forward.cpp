@@ -41,4 +41,19 @@ double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64
   return model.sequence_nll_range(tail, ids, head_rows, static_cast<int64_t>(ids.size()));
 }
 
+int64_t forward_state_bytes(const DsaModel& model, int64_t tokens) {
+  const int64_t tail_rows = tokens - model.pattern_invariant_rows(tokens);
+  const int64_t element = static_cast<int64_t>(at::elementSize(model.options().dtype));
+  return tail_rows * model.config().hidden_size * element + tokens * model.config().index_topk * 8;
+}
+
+std::size_t forward_group_end(const DsaModel& model, std::size_t first, std::size_t count,
+                              const std::function<int64_t(std::size_t)>& state_bytes) {
+  const int64_t budget = model.options().forward_group_bytes;
+  int64_t bytes = state_bytes(first);
+  std::size_t end = first + 1;
+  while (end < count && budget > 0 && bytes + state_bytes(end) <= budget) bytes += state_bytes(end++);
+  return end;
+}
+
 }  // namespace indexcache

@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <vector>
 
 #include "model.h"
@@ -45,5 +46,14 @@ LayerOutput forward_tail_layer(DsaModel& model, int64_t layer, const at::Tensor&
 
 // NLL summed over the tail's predicted positions, from the tail rows leaving the last layer.
 double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64_t>& ids, int64_t head_rows);
+
+// Bytes a forward of `tokens` tokens holds between layers: its tail rows and the selection
+// [tokens, index_topk] int64 that later S layers reuse.
+int64_t forward_state_bytes(const DsaModel& model, int64_t tokens);
+
+// The end of the group of forwards starting at `first` (of `count`): while the summed
+// state_bytes(i) fits the model's forward_group_bytes; at least one forward per group.
+std::size_t forward_group_end(const DsaModel& model, std::size_t first, std::size_t count,
+                              const std::function<int64_t(std::size_t)>& state_bytes);
 
 }  // namespace indexcache

@@ -71,6 +71,13 @@ Session open_session(const SessionOptions& options) {
   model_options.attention = parse_attention_path(options.attention);
   model_options.keep_weights = options.keep_weights && !options.offload;
   model_options.indexer_precision = parse_indexer_precision(options.indexer_precision);
+  if (!model_options.keep_weights) {
+    // Streamed weights: many forwards per layer load (model.h). Weights kept in memory gain nothing
+    // from it, and one forward at a time needs the least activation memory.
+    const int64_t free_bytes = device_free_memory(session.device);
+    model_options.forward_group_bytes =
+        free_bytes > 0 ? static_cast<int64_t>(0.25 * static_cast<double>(free_bytes)) : int64_t{4} << 30;
+  }
   session.model = std::make_unique<DsaModel>(session.config, std::move(checkpoint), model_options);
   return session;
 }

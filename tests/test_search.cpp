@@ -1,6 +1,7 @@
 // The greedy search (Algorithm 1) against transformers' trajectories, prefix reuse against full
 // forwards, the stop rules, and the layer-pattern helpers it relies on.
 #include <algorithm>
+#include <cstdio>
 
 #include "calibrate_run.h"
 #include "catch_shim.h"
@@ -86,6 +87,71 @@ TEST_CASE("prefix reuse gives bit-identical losses to full forwards with fewer l
   CHECK(reused.naive_layer_forwards == full.naive_layer_forwards);
   CHECK(reused.layer_forwards_run == reused.layer_forwards);
   CHECK(reused.layer_forwards < full.layer_forwards);
+}
+
+TEST_CASE("layer-major groups of forwards give identical losses and load each streamed layer far less often",
+          "[search][offload]") {
+  // Streamed weights (--offload) on the CPU: the loading path the GPU uses, minus the side stream.
+  const std::string name = "glm_dsa";
+  const ModelConfig config = load_model_config(golden_dir(name));
+  const std::vector<std::vector<int64_t>> sequences = golden_sequences(name);
+  auto streamed_model = [&](int64_t group_bytes) {
+    ModelOptions options;
+    options.keep_weights = false;
+    options.forward_group_bytes = group_bytes;
+    return DsaModel(config, Checkpoint::open(golden_dir(name)), options);
+  };
+  SearchOptions options;
+  options.target_kept = 2;
+  DsaModel in_memory = open_model(name);
+  const SearchResult reference = search(in_memory, name, options);
+  const LayerPattern pattern = LayerPattern::parse(reference.final_pattern, config.num_hidden_layers, "test");
+  const PatternEvaluation reference_eval = evaluate_pattern(in_memory, sequences, pattern, false);
+  const auto tokens = static_cast<int64_t>(sequences.front().size());
+  const int64_t job = forward_state_bytes(in_memory, tokens);
+  CHECK(job == (tokens - in_memory.pattern_invariant_rows(tokens)) * config.hidden_size * 4 +
+                   tokens * config.index_topk * 8);
+  // One at a time; one group per pass; below one forward's state (still one per group); pairs
+  // (groups crossing from one candidate to the next).
+  const std::vector<int64_t> budgets = {0, int64_t{1} << 40, 1, 2 * job + job / 2};
+  std::vector<int64_t> loads;
+  for (const int64_t budget : budgets) {
+    DsaModel model = streamed_model(budget);
+    const SearchResult result = search(model, name, options);
+    INFO("forward_group_bytes " << budget << ", layer loads " << model.layer_loads());
+    CHECK(result.baseline_loss == reference.baseline_loss);
+    REQUIRE(result.trajectory.size() == reference.trajectory.size());
+    for (std::size_t i = 0; i < result.trajectory.size(); ++i) {
+      REQUIRE(result.trajectory[i].candidates.size() == reference.trajectory[i].candidates.size());
+      for (std::size_t j = 0; j < result.trajectory[i].candidates.size(); ++j) {
+        CHECK(result.trajectory[i].candidates[j].loss == reference.trajectory[i].candidates[j].loss);
+      }
+    }
+    CHECK(result.final_pattern == reference.final_pattern);
+    CHECK(result.layer_forwards_run == reference.layer_forwards_run);
+    loads.push_back(model.layer_loads());
+    if (budget == budgets[1]) {
+      // One pass over the layers for the baseline, each step and each refresh (prefetches of the
+      // layer after the last, or of a layer the next group does not start with, add a few).
+      const int64_t passes = 1 + 2 * static_cast<int64_t>(result.trajectory.size());
+      CHECK(loads.back() <= passes * (config.num_hidden_layers + 1));
+    }
+    // Evaluations group the same way, with the same losses.
+    const int64_t before = model.layer_loads();
+    const PatternEvaluation eval = evaluate_pattern(model, sequences, pattern, false);
+    CHECK(eval.nll_sum == reference_eval.nll_sum);
+    if (budget == budgets[1]) CHECK(model.layer_loads() - before <= config.num_hidden_layers + 1);
+  }
+  std::printf("streamed search, %lld layer forwards: layer loads one at a time %lld, one group per pass %lld, "
+              "pairs %lld\n", static_cast<long long>(reference.layer_forwards_run), static_cast<long long>(loads[0]),
+              static_cast<long long>(loads[1]), static_cast<long long>(loads[3]));
+  // One forward at a time loads a layer for nearly every layer forward; groups below one forward
+  // are the same; pairs about halve it; one group per pass cuts it by far more.
+  CHECK(loads[0] * 2 > reference.layer_forwards_run);
+  CHECK(loads[2] == loads[0]);
+  CHECK(loads[3] < loads[0] * 3 / 4);
+  CHECK(loads[1] * 5 < loads[0]);
+  CHECK(in_memory.layer_loads() == config.num_hidden_layers);
 }
 
 TEST_CASE("rows before index_topk are the same under every pattern; the two-part forward equals the full one",

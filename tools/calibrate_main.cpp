@@ -67,7 +67,9 @@ void add_options(CLI::App& app, Arguments& a) {
   app.add_option("--devices", a.session.devices,
                  "Place contiguous layer ranges on several GPUs of this host, e.g. cuda:0,cuda:1 (balanced by weight bytes)");
   app.add_flag("--offload", a.session.offload,
-               "Stream layer weights from host memory (prefetching the next layer) instead of keeping them on the device");
+               "Stream layer weights from host memory (the next layer loads on a side stream while the current one "
+               "runs) instead of keeping them on the device; the search then runs each layer for many forwards at "
+               "once (up to 25% of the GPU's free memory of activations), so a layer is loaded once per step");
   app.add_option("--prefix-cache-gb", a.search.prefix_cache_gib,
                  "Device memory for the search's cached hidden states, in GiB; the rest goes to pinned host memory "
                  "(default: 30% of the GPU's free memory; unlimited on the CPU)");

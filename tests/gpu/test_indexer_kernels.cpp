@@ -195,6 +195,13 @@ void check_topk_case(const Shape& shape, IndexerPrecision precision, Pattern pat
   REQUIRE(ours.is_cuda());
   REQUIRE(ours.size(0) == shape.tokens);
   REQUIRE(ours.size(1) == shape.k);
+  if (inputs.path != IndexerCudaPath::DenseFP32) {
+    // Both top-k pipelines read the same score values and apply the same rule: identical output.
+    const at::Tensor streaming = cuda_indexer_topk(inputs, shape.k, TopKPipeline::Streaming);
+    const at::Tensor dense = cuda_indexer_topk(inputs, shape.k, TopKPipeline::ChunkedDense);
+    CHECK(at::equal(streaming, dense));
+    CHECK(at::equal(ours, kDefaultTopKPipeline == TopKPipeline::Streaming ? streaming : dense));
+  }
   const at::Tensor scores = reference_scores(gpu);
   const at::Tensor reference = select_topk(scores, 0, shape.k);
   const double tolerance = precision == IndexerPrecision::Float8 ? 2e-3 : 2e-5;
