@@ -170,6 +170,18 @@ LayerPlan run_search(Session& session, const SessionOptions& options, const Sear
   for (const SearchStep& step : resumed) journal.commit(step, journal_baseline);  // whole again if we die again
   auto on_commit = [&](const SearchStep& step, double baseline) { journal.commit(step, baseline); };
   SearchResult result = greedy_search(*session.model, session.data.sequences, search, progress, resumed, on_commit);
+  if (search.prefix_reuse) {
+    const double gib = double(int64_t{1} << 30);
+    char line[160];
+    if (session.device.is_cpu()) {
+      std::snprintf(line, sizeof line, "prefix cache: peak %.2f GiB", static_cast<double>(result.prefix_cache_host_bytes) / gib);
+    } else {
+      std::snprintf(line, sizeof line, "prefix cache: peak %.2f GiB on the GPUs, %.2f GiB in pinned host memory",
+                    static_cast<double>(result.prefix_cache_device_bytes) / gib,
+                    static_cast<double>(result.prefix_cache_host_bytes) / gib);
+    }
+    progress.message(line);
+  }
   if (!session.model->options().keep_weights) {
     progress.message("offload: layer weights loaded " + std::to_string(session.model->layer_loads()) + " times for " +
                      std::to_string(result.layer_forwards_run) + " layer forwards");

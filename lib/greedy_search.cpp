@@ -12,9 +12,10 @@ namespace indexcache {
 namespace {
 
 // For every sequence: its pattern-invariant head (sequence_forward.h, computed once), and the
-// tail rows entering every layer and the selection each layer attended with under the current
-// pattern: what a candidate evaluated from layer c starts from. Entries beyond the device budget
-// live in host memory (pinned when they come from a GPU).
+// tail rows entering every layer and the selection of every F layer under the current pattern:
+// what a candidate evaluated from layer c starts from. Entries beyond the device budget live in
+// host memory (pinned when they come from a GPU); selections are kept as int32 (half the bytes of
+// the int64 the model uses: 1 GB instead of 2 per F layer of a 128K-token sequence).
 class PrefixCache {
  public:
   void reset(std::size_t sequences, int64_t layers, int64_t device_budget) {
@@ -22,7 +23,7 @@ class PrefixCache {
     tail_.assign(sequences, std::vector<at::Tensor>(static_cast<std::size_t>(layers)));
     topk_.assign(sequences, std::vector<at::Tensor>(static_cast<std::size_t>(layers)));
     device_budget_ = device_budget;
-    device_bytes_ = 0;
+    device_bytes_ = host_bytes_ = peak_device_bytes_ = peak_host_bytes_ = 0;
   }
   bool has_head(int64_t s) const { return !heads_[s].hidden.empty(); }
   void store_head(int64_t s, SequenceHead head) {
@@ -30,33 +31,46 @@ class PrefixCache {
     heads_[s] = std::move(head);
   }
   const SequenceHead& head(int64_t s) const { return heads_[s]; }
+  // `topk` undefined for an S layer: its selection is its source F layer's, never read from here.
   void store(int64_t s, int64_t layer, const at::Tensor& tail, const at::Tensor& topk) {
-    at::Tensor& slot = tail_[s][layer];
-    if (slot.defined() && !slot.is_cpu()) device_bytes_ -= bytes(slot);
-    slot = place(tail);
-    topk_[s][layer] = topk;
+    replace(tail_[s][layer], tail);
+    replace(topk_[s][layer], topk.defined() ? topk.to(at::kInt) : at::Tensor());
   }
   at::Tensor tail(int64_t s, int64_t layer, const at::Device& device) const {
     return tail_[s][layer].to(device, /*non_blocking=*/true);
   }
-  const at::Tensor& topk(int64_t s, int64_t layer) const { return topk_[s][layer]; }
+  // The selection of F layer `layer`, as the model uses it: int64 on `device`.
+  at::Tensor topk(int64_t s, int64_t layer, const at::Device& device) const {
+    const at::Tensor& stored = topk_[s][layer];
+    if (!stored.defined()) throw std::logic_error("greedy search: no cached selection for layer " + std::to_string(layer));
+    return stored.to(device, at::kLong, /*non_blocking=*/true);
+  }
+  int64_t peak_device_bytes() const { return peak_device_bytes_; }
+  int64_t peak_host_bytes() const { return peak_host_bytes_; }
 
  private:
   static int64_t bytes(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
+  void replace(at::Tensor& slot, const at::Tensor& value) {
+    if (slot.defined()) (slot.is_cpu() ? host_bytes_ : device_bytes_) -= bytes(slot);
+    slot = value.defined() ? place(value) : at::Tensor();
+  }
   // Where a new entry lives: on its device while the budget lasts, else in pinned host memory.
   at::Tensor place(const at::Tensor& t) {
-    const bool on_device = !t.is_cpu();
-    if (on_device && device_budget_ >= 0 && device_bytes_ + bytes(t) > device_budget_) {
-      return t.to(at::kCPU).pin_memory();
+    at::Tensor placed = t;
+    if (!t.is_cpu() && device_budget_ >= 0 && device_bytes_ + bytes(t) > device_budget_) {
+      placed = t.to(at::kCPU).pin_memory();
     }
-    if (on_device) device_bytes_ += bytes(t);
-    return t;
+    (placed.is_cpu() ? host_bytes_ : device_bytes_) += bytes(placed);
+    peak_device_bytes_ = std::max(peak_device_bytes_, device_bytes_);
+    peak_host_bytes_ = std::max(peak_host_bytes_, host_bytes_);
+    return placed;
   }
   std::vector<SequenceHead> heads_;
   std::vector<std::vector<at::Tensor>> tail_;
   std::vector<std::vector<at::Tensor>> topk_;
   int64_t device_budget_ = -1;
-  int64_t device_bytes_ = 0;
+  int64_t device_bytes_ = 0, host_bytes_ = 0;
+  int64_t peak_device_bytes_ = 0, peak_host_bytes_ = 0;
 };
 
 // One forward the search needs: sequence `sequence` under `pattern` from layer `start` on (the
@@ -179,6 +193,7 @@ class SearchRun {
   int64_t full_pass_cost() const { return layers_ * static_cast<int64_t>(sequences_.size()); }
 
   int64_t layer_forwards_run() const { return layer_forwards_run_; }
+  const PrefixCache& cache() const { return cache_; }
   int64_t layers() const { return layers_; }
 
  private:
@@ -200,7 +215,8 @@ class SearchRun {
       if (job.new_head) job.building = start_head(model_, ids);
       const int64_t head_rows = model_.pattern_invariant_rows(static_cast<int64_t>(ids.size()));
       job.tail = job.start == 0 ? embed_tail(model_, ids, head_rows) : cache_.tail(s, job.start, model_.layer_device(job.start));
-      job.last_full = job.start == 0 ? at::Tensor() : cache_.topk(s, job.pattern.source_layer(job.start - 1));
+      job.last_full = job.start == 0 ? at::Tensor()
+                                     : cache_.topk(s, job.pattern.source_layer(job.start - 1), model_.layer_device(job.start));
     }
     const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
     const bool full = job.pattern.is_full(layer);
@@ -210,7 +226,7 @@ class SearchRun {
     check_finite(out.hidden, layer, s);
     ++layer_forwards_run_;
     if (full) job.last_full = out.topk;
-    if (job.record) cache_.store(s, layer, job.tail.to(model_.layer_device(layer)), out.topk);
+    if (job.record) cache_.store(s, layer, job.tail.to(model_.layer_device(layer)), full ? out.topk : at::Tensor());
     job.tail = out.hidden;
   }
 
@@ -301,6 +317,8 @@ SearchResult greedy_search(DsaModel& model, const std::vector<std::vector<int64_
   result.final_pattern = pattern.text();
   result.final_loss = current_loss;
   result.layer_forwards_run = run.layer_forwards_run();
+  result.prefix_cache_device_bytes = run.cache().peak_device_bytes();
+  result.prefix_cache_host_bytes = run.cache().peak_host_bytes();
   return result;
 }
 

@@ -53,6 +53,9 @@ struct SearchResult {
   int64_t naive_layer_forwards = 0;
   // Layer forwards this process actually ran (differs from layer_forwards after --resume).
   int64_t layer_forwards_run = 0;
+  // The prefix cache's peak size, on the devices and in host memory (on the CPU: all host).
+  int64_t prefix_cache_device_bytes = 0;
+  int64_t prefix_cache_host_bytes = 0;
 };
 
 // Called after each committed step (for the resume journal).

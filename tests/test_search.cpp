@@ -87,6 +87,21 @@ TEST_CASE("prefix reuse gives bit-identical losses to full forwards with fewer l
   CHECK(reused.naive_layer_forwards == full.naive_layer_forwards);
   CHECK(reused.layer_forwards_run == reused.layer_forwards);
   CHECK(reused.layer_forwards < full.layer_forwards);
+  // The cache at its peak (after the all-F baseline), on the CPU all in host memory: per
+  // sequence the head entering every layer, the tail rows entering every layer and every F
+  // layer's selection as int32.
+  const ModelConfig& c = model.config();
+  int64_t heads = 0, tails = 0, selections = 0;
+  for (const auto& ids : golden_sequences("glm_dsa")) {
+    const auto tokens = static_cast<int64_t>(ids.size());
+    const int64_t head_rows = model.pattern_invariant_rows(tokens);
+    heads += c.num_hidden_layers * head_rows * c.hidden_size * 4;
+    tails += c.num_hidden_layers * (tokens - head_rows) * c.hidden_size * 4;
+    selections += c.num_hidden_layers * tokens * c.index_topk * 4;
+  }
+  CHECK(reused.prefix_cache_host_bytes == heads + tails + selections);
+  CHECK(reused.prefix_cache_device_bytes == 0);
+  CHECK(full.prefix_cache_host_bytes == heads);  // without prefix reuse only the heads are kept
 }
 
 TEST_CASE("layer-major groups of forwards give identical losses and load each streamed layer far less often",
