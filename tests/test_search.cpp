@@ -167,6 +167,21 @@ TEST_CASE("layer-major groups of forwards give identical losses and load each st
   CHECK(loads[3] < loads[0] * 3 / 4);
   CHECK(loads[1] * 5 < loads[0]);
   CHECK(in_memory.layer_loads() == config.num_hidden_layers);
+
+  // A resumed search (its first step from a journal) rebuilds its cache in one group and goes on
+  // to the same candidates' losses.
+  REQUIRE(reference.trajectory.size() >= 2);
+  DsaModel resumed_model = streamed_model(budgets[1]);
+  Progress quiet(true);
+  const SearchResult resumed = greedy_search(resumed_model, sequences, options, quiet, {reference.trajectory.front()});
+  REQUIRE(resumed.trajectory.size() == reference.trajectory.size());
+  for (std::size_t i = 1; i < resumed.trajectory.size(); ++i) {
+    REQUIRE(resumed.trajectory[i].candidates.size() == reference.trajectory[i].candidates.size());
+    for (std::size_t j = 0; j < resumed.trajectory[i].candidates.size(); ++j) {
+      CHECK(resumed.trajectory[i].candidates[j].loss == reference.trajectory[i].candidates[j].loss);
+    }
+  }
+  CHECK(resumed.final_pattern == reference.final_pattern);
 }
 
 TEST_CASE("rows before index_topk are the same under every pattern; the two-part forward equals the full one",
