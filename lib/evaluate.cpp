@@ -70,32 +70,29 @@ SequenceEvaluation evaluate_sequence(DsaModel& model, const std::vector<int64_t>
   return finish_sequence(model, run, ids, sequence_index);
 }
 
-// Sequences in groups (the model's forward_group_bytes), each group layer-major (model.h).
+// Sequences grouped and layer-major (run_grouped_forwards), in order.
 PatternEvaluation evaluate_pattern(DsaModel& model, const std::vector<std::vector<int64_t>>& sequences,
                                    const LayerPattern& pattern, bool capture_topk, const SequenceProgress& progress) {
   PatternEvaluation result;
-  const std::size_t total = sequences.size();
-  const auto state_bytes = [&](std::size_t i) {
-    return forward_state_bytes(model, static_cast<int64_t>(sequences[i].size()));
+  const auto total = static_cast<int64_t>(sequences.size());
+  std::vector<SequenceRun> runs(sequences.size());
+  GroupedForwards forwards;
+  forwards.count = sequences.size();
+  forwards.tokens = [&](std::size_t i) { return static_cast<int64_t>(sequences[i].size()); };
+  forwards.first_layer = [](std::size_t) { return int64_t{0}; };
+  forwards.run_layer = [&](std::size_t i, int64_t layer) {
+    if (layer == 0) runs[i] = start_sequence(model, sequences[i]);
+    run_layer(model, runs[i], layer, sequences[i], pattern, capture_topk, static_cast<int64_t>(i));
   };
-  for (std::size_t first = 0; first < total;) {
-    const std::size_t end = forward_group_end(model, first, total, state_bytes);
-    std::vector<SequenceRun> runs;
-    for (std::size_t i = first; i < end; ++i) runs.push_back(start_sequence(model, sequences[i]));
-    for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
-      for (std::size_t i = first; i < end; ++i) {
-        run_layer(model, runs[i - first], layer, sequences[i], pattern, capture_topk, static_cast<int64_t>(i));
-      }
-    }
-    for (std::size_t i = first; i < end; ++i) {
-      SequenceEvaluation one = finish_sequence(model, runs[i - first], sequences[i], static_cast<int64_t>(i));
-      result.nll_sum += one.nll_sum;
-      result.predictions += one.predictions;
-      if (capture_topk) result.topk.push_back(std::move(one.topk));
-      if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(total));
-    }
-    first = end;
-  }
+  forwards.finish = [&](std::size_t i) {
+    SequenceEvaluation one = finish_sequence(model, runs[i], sequences[i], static_cast<int64_t>(i));
+    runs[i] = SequenceRun();
+    result.nll_sum += one.nll_sum;
+    result.predictions += one.predictions;
+    if (capture_topk) result.topk.push_back(std::move(one.topk));
+    if (progress) progress(static_cast<int64_t>(i) + 1, total);
+  };
+  run_grouped_forwards(model, forwards);
   result.loss = result.predictions > 0 ? result.nll_sum / static_cast<double>(result.predictions) : 0.0;
   return result;
 }

@@ -99,29 +99,21 @@ class SearchRun {
     for (const auto& ids : sequences_) predictions_ += static_cast<int64_t>(ids.size()) - 1;
   }
 
-  // Runs `jobs` (setting each job's nll). Jobs run in groups whose running state fits the model's
-  // forward_group_bytes, and a group runs layer-major: layer l for every job of the group, then
-  // layer l + 1, so with --offload each layer's weights are loaded once per group rather than once
-  // per forward. Every job computes the same operations on the same inputs in any grouping, so
-  // the losses do not depend on it (tests check it).
+  // Runs `jobs` (setting each job's nll) grouped and layer-major (run_grouped_forwards), so with
+  // --offload a layer's weights are loaded once per group rather than once per forward. Every job
+  // computes the same operations on the same inputs in any grouping, so the losses do not depend
+  // on it (tests check it).
   void run_jobs(std::vector<ForwardJob>& jobs, const std::string& label) {
-    int64_t total = 0, done = 0;
-    for (const ForwardJob& job : jobs) total += layers_ - job.start;
-    for (std::size_t first = 0; first < jobs.size();) {
-      const std::size_t end = group_end(jobs, first);
-      int64_t from = layers_;
-      for (std::size_t j = first; j < end; ++j) from = std::min(from, jobs[j].start);
-      for (int64_t layer = from; layer < layers_; ++layer) {
-        for (std::size_t j = first; j < end; ++j) {
-          if (jobs[j].start > layer) continue;
-          run_layer(jobs[j], layer);
-          ++done;
-        }
-        if (!label.empty()) progress_.update(label, done, total, "layer forwards");
-      }
-      for (std::size_t j = first; j < end; ++j) finish(jobs[j]);
-      first = end;
+    GroupedForwards forwards;
+    forwards.count = jobs.size();
+    forwards.tokens = [&](std::size_t j) { return static_cast<int64_t>(ids(jobs[j]).size()); };
+    forwards.first_layer = [&](std::size_t j) { return jobs[j].start; };
+    forwards.run_layer = [&](std::size_t j, int64_t layer) { run_layer(jobs[j], layer); };
+    forwards.finish = [&](std::size_t j) { finish(jobs[j]); };
+    if (!label.empty()) {
+      forwards.progress = [&](int64_t done, int64_t total) { progress_.update(label, done, total, "layer forwards"); };
     }
+    run_grouped_forwards(model_, forwards);
   }
 
   // Mean loss of `pattern` over all sequences, starting at layer `start`.
@@ -197,24 +189,20 @@ class SearchRun {
   int64_t layers() const { return layers_; }
 
  private:
-  std::size_t group_end(const std::vector<ForwardJob>& jobs, std::size_t first) const {
-    return forward_group_end(model_, first, jobs.size(), [&](std::size_t j) {
-      return forward_state_bytes(model_, static_cast<int64_t>(sequences_[static_cast<std::size_t>(jobs[j].sequence)].size()));
-    });
-  }
+  const std::vector<int64_t>& ids(const ForwardJob& job) const { return sequences_[static_cast<std::size_t>(job.sequence)]; }
 
   // Layer `layer` of `job` (its first layer sets up the state from the prefix cache).
   void run_layer(ForwardJob& job, int64_t layer) {
     const int64_t s = job.sequence;
-    const auto& ids = sequences_[static_cast<std::size_t>(s)];
+    const std::vector<int64_t>& tokens = ids(job);
     if (layer == job.start) {
       job.new_head = !cache_.has_head(s);
       if (job.new_head && job.start != 0) {
         throw std::logic_error("greedy search: a sequence's first forward must start at layer 0");
       }
-      if (job.new_head) job.building = start_head(model_, ids);
-      const int64_t head_rows = model_.pattern_invariant_rows(static_cast<int64_t>(ids.size()));
-      job.tail = job.start == 0 ? embed_tail(model_, ids, head_rows) : cache_.tail(s, job.start, model_.layer_device(job.start));
+      if (job.new_head) job.building = start_head(model_, tokens);
+      const int64_t head_rows = model_.pattern_invariant_rows(static_cast<int64_t>(tokens.size()));
+      job.tail = job.start == 0 ? embed_tail(model_, tokens, head_rows) : cache_.tail(s, job.start, model_.layer_device(job.start));
       job.last_full = job.start == 0 ? at::Tensor()
                                      : cache_.topk(s, job.pattern.source_layer(job.start - 1), model_.layer_device(job.start));
     }
@@ -222,7 +210,7 @@ class SearchRun {
     const bool full = job.pattern.is_full(layer);
     LayerOutput out = forward_tail_layer(model_, layer, head.hidden[static_cast<std::size_t>(layer)], job.tail,
                                          full ? at::Tensor() : job.last_full);
-    if (job.new_head) advance_head(model_, job.building, layer, ids, s);
+    if (job.new_head) advance_head(model_, job.building, layer, tokens, s);
     check_finite(out.hidden, layer, s);
     ++layer_forwards_run_;
     if (full) job.last_full = out.topk;
@@ -233,9 +221,8 @@ class SearchRun {
   // After the last layer: the job's NLL; its head joins the cache; its state is released.
   void finish(ForwardJob& job) {
     const int64_t s = job.sequence;
-    const auto& ids = sequences_[static_cast<std::size_t>(s)];
     const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
-    job.nll = head.nll + tail_nll(model_, job.tail, ids, head.rows);
+    job.nll = head.nll + tail_nll(model_, job.tail, ids(job), head.rows);
     check_finite_loss(job.nll, s);
     if (job.new_head) cache_.store_head(s, std::move(job.building));
     job.tail = job.last_full = at::Tensor();

@@ -1,5 +1,7 @@
 #include "sequence_forward.h"
 
+#include <algorithm>
+
 #include "evaluate.h"
 #include "indexer.h"
 
@@ -47,13 +49,30 @@ int64_t forward_state_bytes(const DsaModel& model, int64_t tokens) {
   return tail_rows * model.config().hidden_size * element + tokens * model.config().index_topk * 8;
 }
 
-std::size_t forward_group_end(const DsaModel& model, std::size_t first, std::size_t count,
-                              const std::function<int64_t(std::size_t)>& state_bytes) {
+void run_grouped_forwards(const DsaModel& model, const GroupedForwards& f) {
+  const int64_t layers = model.config().num_hidden_layers;
   const int64_t budget = model.options().forward_group_bytes;
-  int64_t bytes = state_bytes(first);
-  std::size_t end = first + 1;
-  while (end < count && budget > 0 && bytes + state_bytes(end) <= budget) bytes += state_bytes(end++);
-  return end;
+  int64_t total = 0, done = 0;
+  for (std::size_t i = 0; i < f.count; ++i) total += layers - f.first_layer(i);
+  for (std::size_t first = 0; first < f.count;) {
+    int64_t bytes = forward_state_bytes(model, f.tokens(first));
+    std::size_t end = first + 1;
+    while (end < f.count && budget > 0 && bytes + forward_state_bytes(model, f.tokens(end)) <= budget) {
+      bytes += forward_state_bytes(model, f.tokens(end++));
+    }
+    int64_t from = layers;
+    for (std::size_t i = first; i < end; ++i) from = std::min(from, f.first_layer(i));
+    for (int64_t layer = from; layer < layers; ++layer) {
+      for (std::size_t i = first; i < end; ++i) {
+        if (f.first_layer(i) > layer) continue;
+        f.run_layer(i, layer);
+        ++done;
+      }
+      if (f.progress) f.progress(done, total);
+    }
+    for (std::size_t i = first; i < end; ++i) f.finish(i);
+    first = end;
+  }
 }
 
 }  // namespace indexcache

@@ -51,9 +51,19 @@ double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64
 // [tokens, index_topk] int64 that later S layers reuse.
 int64_t forward_state_bytes(const DsaModel& model, int64_t tokens);
 
-// The end of the group of forwards starting at `first` (of `count`): while the summed
-// state_bytes(i) fits the model's forward_group_bytes; at least one forward per group.
-std::size_t forward_group_end(const DsaModel& model, std::size_t first, std::size_t count,
-                              const std::function<int64_t(std::size_t)>& state_bytes);
+// How a caller's forwards [0, count) run in run_grouped_forwards.
+struct GroupedForwards {
+  std::size_t count = 0;
+  std::function<int64_t(std::size_t)> tokens;           // tokens of forward i
+  std::function<int64_t(std::size_t)> first_layer;      // the layer forward i starts at
+  std::function<void(std::size_t, int64_t)> run_layer;  // forward i through one layer
+  std::function<void(std::size_t)> finish;              // forward i after its last layer
+  std::function<void(int64_t, int64_t)> progress;       // (layer forwards done, total); optional
+};
 
+// Runs the forwards in consecutive groups whose state (forward_state_bytes) fits the model's
+// forward_group_bytes, at least one per group. Within a group, layer-major: every forward of the
+// group through layer l (from its own first layer on), then layer l + 1, so streamed weights are
+// loaded once per group; each forward is finished when its group has passed the last layer.
+void run_grouped_forwards(const DsaModel& model, const GroupedForwards& forwards);
 }  // namespace indexcache

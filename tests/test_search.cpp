@@ -31,6 +31,18 @@ SearchResult search(DsaModel& model, const std::string& name, SearchOptions opti
   return greedy_search(model, golden_sequences(name), options, quiet);
 }
 
+// Same steps with bit-identical candidate losses from step `first_step` on, same final pattern.
+void check_same_search(const SearchResult& a, const SearchResult& b, std::size_t first_step = 0) {
+  REQUIRE(a.trajectory.size() == b.trajectory.size());
+  for (std::size_t i = first_step; i < a.trajectory.size(); ++i) {
+    REQUIRE(a.trajectory[i].candidates.size() == b.trajectory[i].candidates.size());
+    for (std::size_t j = 0; j < a.trajectory[i].candidates.size(); ++j) {
+      CHECK(a.trajectory[i].candidates[j].loss == b.trajectory[i].candidates[j].loss);
+    }
+  }
+  CHECK(a.final_pattern == b.final_pattern);
+}
+
 }  // namespace
 
 TEST_CASE("greedy search reproduces transformers trajectories", "[search][golden]") {
@@ -71,15 +83,8 @@ TEST_CASE("prefix reuse gives bit-identical losses to full forwards with fewer l
   without_reuse.prefix_reuse = false;
   SearchResult reused = search(model, "glm_dsa", with_reuse);
   SearchResult full = search(model, "glm_dsa", without_reuse);
-  REQUIRE(reused.trajectory.size() == full.trajectory.size());
   CHECK(reused.baseline_loss == full.baseline_loss);
-  for (std::size_t i = 0; i < full.trajectory.size(); ++i) {
-    REQUIRE(reused.trajectory[i].candidates.size() == full.trajectory[i].candidates.size());
-    for (std::size_t j = 0; j < full.trajectory[i].candidates.size(); ++j) {
-      CHECK(reused.trajectory[i].candidates[j].loss == full.trajectory[i].candidates[j].loss);
-    }
-  }
-  CHECK(reused.final_pattern == full.final_pattern);
+  check_same_search(reused, full);
   // 6 layers, 4 sequences: the naive count is 4 x 6 x (1 baseline + 5 + 4 + 3 + 2 candidates).
   CHECK(full.naive_layer_forwards == 4 * 6 * 15);
   CHECK(full.layer_forwards == full.naive_layer_forwards);
@@ -135,14 +140,7 @@ TEST_CASE("layer-major groups of forwards give identical losses and load each st
     const SearchResult result = search(model, name, options);
     INFO("forward_group_bytes " << budget << ", layer loads " << model.layer_loads());
     CHECK(result.baseline_loss == reference.baseline_loss);
-    REQUIRE(result.trajectory.size() == reference.trajectory.size());
-    for (std::size_t i = 0; i < result.trajectory.size(); ++i) {
-      REQUIRE(result.trajectory[i].candidates.size() == reference.trajectory[i].candidates.size());
-      for (std::size_t j = 0; j < result.trajectory[i].candidates.size(); ++j) {
-        CHECK(result.trajectory[i].candidates[j].loss == reference.trajectory[i].candidates[j].loss);
-      }
-    }
-    CHECK(result.final_pattern == reference.final_pattern);
+    check_same_search(result, reference);
     CHECK(result.layer_forwards_run == reference.layer_forwards_run);
     loads.push_back(model.layer_loads());
     if (budget == budgets[1]) {
@@ -174,14 +172,7 @@ TEST_CASE("layer-major groups of forwards give identical losses and load each st
   DsaModel resumed_model = streamed_model(budgets[1]);
   Progress quiet(true);
   const SearchResult resumed = greedy_search(resumed_model, sequences, options, quiet, {reference.trajectory.front()});
-  REQUIRE(resumed.trajectory.size() == reference.trajectory.size());
-  for (std::size_t i = 1; i < resumed.trajectory.size(); ++i) {
-    REQUIRE(resumed.trajectory[i].candidates.size() == reference.trajectory[i].candidates.size());
-    for (std::size_t j = 0; j < resumed.trajectory[i].candidates.size(); ++j) {
-      CHECK(resumed.trajectory[i].candidates[j].loss == reference.trajectory[i].candidates[j].loss);
-    }
-  }
-  CHECK(resumed.final_pattern == reference.final_pattern);
+  check_same_search(resumed, reference, 1);
 }
 
 TEST_CASE("rows before index_topk are the same under every pattern; the two-part forward equals the full one",
