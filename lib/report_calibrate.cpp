@@ -32,9 +32,11 @@ std::string step_title(const LayerPlan& plan, std::size_t index, const SearchSte
          fixed_number(step.loss, 6) + " (" + percent_change(step.loss, plan.baseline_loss) + "), " + step.pattern;
 }
 
-// The y range of the trajectory chart: the trajectory, the uniform patterns and the limits
-// decide it; candidate losses far above (a layer whose indexer matters a lot) are left out so
-// they do not flatten everything else. Returns how many were left out.
+// The y range of the trajectory chart: the trajectory and the limits decide it, and the uniform
+// patterns and candidates that lie near it; losses far above (a layer whose indexer matters a
+// lot, or index_topk_freq on a model that needs many indexers) are left out of the range so they
+// do not flatten everything else (uniform patterns are then drawn at the top edge, see
+// trajectory_chart). Returns how many candidates were left out.
 int trajectory_range(const LayerPlan& plan, double& low, double& high) {
   low = high = plan.baseline_loss;
   auto include = [&](double value) {
@@ -42,8 +44,13 @@ int trajectory_range(const LayerPlan& plan, double& low, double& high) {
     high = std::max(high, value);
   };
   for (const SearchStep& step : plan.trajectory) include(step.loss);
-  for (const UniformPattern& uniform : plan.uniform) include(uniform.loss);
   if (plan.stopped_at) include(plan.stopped_at->loss);
+  // Uniform patterns within three times the search's own span above it stay in range.
+  const double search_span = std::max(high - low, std::abs(high) * 1e-3 + 1e-9);
+  const double search_high = high;
+  for (const UniformPattern& uniform : plan.uniform) {
+    if (uniform.loss <= search_high + 3.0 * search_span) include(uniform.loss);
+  }
   const double span = std::max(high - low, std::abs(high) * 1e-3 + 1e-9);
   const double cap = high + span * 0.6;
   // A loose --max-loss-increase limit far above everything would flatten the chart too.
@@ -234,9 +241,13 @@ SvgDocument trajectory_chart(const LayerPlan& plan) {
   for (std::size_t i = 0; i < plan.uniform.size(); ++i) {
     const UniformPattern& uniform = plan.uniform[i];
     ChartSeries series{uniform.name, series_colour(static_cast<int>(i) + 1), {}, false, markers[i % 2], 5.0, 1.0, true};
-    series.points.push_back({static_cast<double>(kept_of(uniform.pattern)), uniform.loss,
+    // Far above the range: pinned to the top edge, its hover text and the table give the value.
+    const bool off_scale = uniform.loss > high;
+    series.points.push_back({static_cast<double>(kept_of(uniform.pattern)), off_scale ? high : uniform.loss,
                              uniform.name + ": loss " + fixed_number(uniform.loss, 6) + " (" +
-                                 percent_change(uniform.loss, plan.baseline_loss) + "), " + uniform.pattern});
+                                 percent_change(uniform.loss, plan.baseline_loss) + "), " + uniform.pattern +
+                                 (off_scale ? " (above the chart's range, drawn at its top edge)" : "")});
+    if (off_scale) series.name += " (above the range)";
     spec.series.push_back(series);
   }
   if (plan.stopped_at) {
@@ -337,7 +348,8 @@ std::string search_report_html(const SearchReport& report) {
   page.heading(2, "What the greedy search traded away");
   page.paragraph("Each step turns the F layer whose indexer matters least (lowest calibration loss when it reuses "
                  "the previous F layer's top-k) into S. Grey points are the candidates each step did not take; the "
-                 "diamond and square are uniform patterns with the plan's number of indexers.",
+                 "diamond and square are uniform patterns with the plan's number of indexers (one far above the search's "
+                 "losses is drawn at the top edge; the table below has its loss).",
                  "small");
   page.begin_row();
   page.figures({trajectory_chart(plan).element()});

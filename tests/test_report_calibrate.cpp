@@ -9,6 +9,7 @@
 #include "file_system.h"
 #include "golden_fixture.h"
 #include "layer_plan.h"
+#include "report_calibrate.h"
 #include "report_checks.h"
 #include "safetensors_writer.h"
 #include "tool_runner.h"
@@ -178,6 +179,42 @@ TEST_CASE("search report is written next to the plan with well-formed pictures a
   std::string page = read_text(directory + "/report.html");
   CHECK(page.find("a model, not a measurement") != std::string::npos);
   CHECK(page.find("no held-out split") != std::string::npos);
+}
+
+TEST_CASE("a uniform pattern far above the search's losses does not flatten the trajectory chart", "[report]") {
+  LayerPlan plan;
+  plan.num_hidden_layers = 6;
+  plan.pattern = "FSFSFS";
+  plan.baseline_loss = 3.000;
+  const double step_losses[] = {3.001, 3.002, 3.004};
+  const char* patterns[] = {"FSFFFF", "FSFSFF", "FSFSFS"};
+  for (int i = 0; i < 3; ++i) {
+    SearchStep step;
+    step.removed = 2 * i + 1;
+    step.loss = step_losses[i];
+    step.pattern = patterns[i];
+    plan.trajectory.push_back(step);
+  }
+  plan.uniform.push_back({"index_topk_freq=2", "FSFSFS", 3.200});  // +6.7%: far above
+  plan.uniform.push_back({"evenly-spaced", "FFSFSS", 3.005});      // near the trajectory
+  XmlDocument chart = check_xml(trajectory_chart(plan).file_text());
+  REQUIRE(chart.ok());
+  auto uniform = chart.find("rect", "class", "point");
+  REQUIRE(uniform.size() == 2);
+  // A point's hover text is its <title>, the next element in document order.
+  auto title = [&](const XmlElement* point) {
+    const std::size_t index = static_cast<std::size_t>(point - chart.elements.data());
+    REQUIRE(index + 1 < chart.elements.size());
+    REQUIRE(chart.elements[index + 1].name == "title");
+    return chart.elements[index + 1].text;
+  };
+  const double pinned = std::stod(uniform[0]->get("data-y"));
+  CHECK(pinned < 3.02);  // at the top of a range set by the search, not at 3.2
+  CHECK(pinned > 3.004);
+  CHECK(title(uniform[0]).find("loss 3.200000") != std::string::npos);
+  CHECK(title(uniform[0]).find("above the chart") != std::string::npos);
+  CHECK(std::stod(uniform[1]->get("data-y")) == Approx(3.005));
+  CHECK(title(uniform[1]).find("above") == std::string::npos);
 }
 
 TEST_CASE("search report measures per-domain loss on the held-out split of bundled sets", "[report][tools]") {
