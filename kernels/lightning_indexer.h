@@ -8,9 +8,11 @@
 // tiles and reduce over heads in registers, so [tokens, heads, tokens] never exists. What
 // happens to a finished [queries x 64 keys] score tile depends on the output kind:
 //   TopKCandidates: a selection warp per query keeps only scores above a running threshold in
-//                   a per-query candidate buffer (see lightning_indexer.cu for why); a second
-//                   kernel (select_topk_from_candidates) picks the exact top-k from it.
-//   DenseScores:    writes scores [rows, row_end] (tests, small inputs only).
+//                   a per-query candidate buffer; a second kernel (select_topk_from_candidates)
+//                   picks the exact top-k from it (the "streaming" top-k pipeline).
+//   DenseScores:    writes scores [rows, row_end]: the default "chunked dense" top-k pipeline
+//                   (blocks of ~2 GiB of queries, then select_topk_from_scores; why it is the
+//                   default: lib/indexer_cuda.h and docs/PERFORMANCE.md), and tests.
 //   RowMax:         max causal score per query (benchmarks: the scoring engine alone).
 #pragma once
 
@@ -43,7 +45,9 @@ struct LightningOutput {
   int64_t topk = 0;                        // TopKCandidates: rows t < topk are left untouched
   uint64_t* candidates = nullptr;          // TopKCandidates: [rows, candidate_capacity(topk)]
   int32_t* candidate_counts = nullptr;     // TopKCandidates: [rows]
-  float* scores = nullptr;                 // DenseScores: [rows, row_end] (prefill -inf); RowMax: [rows]
+  // DenseScores: [rows, row_end], causal entries and -inf for s > t within the key tiles of the
+  // query's block, the rest untouched (prefill -inf to read whole rows); RowMax: [rows].
+  float* scores = nullptr;
 };
 
 // Shapes the tensor-core kernel handles (others go through the dense path): bf16 with head dim
