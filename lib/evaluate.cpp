@@ -42,11 +42,9 @@ SequenceRun start_sequence(DsaModel& model, const std::vector<int64_t>& ids) {
 
 void run_layer(DsaModel& model, SequenceRun& run, int64_t layer, const std::vector<int64_t>& ids,
                const LayerPattern& pattern, bool capture_topk, int64_t sequence_index) {
-  LayerOutput out = forward_tail_layer(model, layer, run.head.hidden[static_cast<std::size_t>(layer)], run.tail,
-                                       pattern.is_full(layer) ? at::Tensor() : run.last_full_topk);
+  LayerOutput out = forward_tail_step(model, layer, run.head.hidden[static_cast<std::size_t>(layer)], run.tail,
+                                      pattern.is_full(layer), run.last_full_topk, sequence_index);
   advance_head(model, run.head, layer, ids, sequence_index);
-  check_finite(out.hidden, layer, sequence_index);
-  if (pattern.is_full(layer)) run.last_full_topk = out.topk;
   if (capture_topk) run.result.topk.push_back(out.topk);
   run.tail = out.hidden;
 }

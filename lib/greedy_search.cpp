@@ -208,12 +208,10 @@ class SearchRun {
     }
     const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
     const bool full = job.pattern.is_full(layer);
-    LayerOutput out = forward_tail_layer(model_, layer, head.hidden[static_cast<std::size_t>(layer)], job.tail,
-                                         full ? at::Tensor() : job.last_full);
+    LayerOutput out = forward_tail_step(model_, layer, head.hidden[static_cast<std::size_t>(layer)], job.tail, full,
+                                        job.last_full, s);
     if (job.new_head) advance_head(model_, job.building, layer, tokens, s);
-    check_finite(out.hidden, layer, s);
     ++layer_forwards_run_;
-    if (full) job.last_full = out.topk;
     if (job.record) cache_.store(s, layer, job.tail.to(model_.layer_device(layer)), full ? out.topk : at::Tensor());
     job.tail = out.hidden;
   }

@@ -39,6 +39,14 @@ LayerOutput forward_tail_layer(DsaModel& model, int64_t layer, const at::Tensor&
   return model.forward_layer(layer, input, shared_topk, head_hidden.size(0));
 }
 
+LayerOutput forward_tail_step(DsaModel& model, int64_t layer, const at::Tensor& head_hidden, const at::Tensor& tail,
+                              bool full, at::Tensor& last_full, int64_t sequence_index) {
+  LayerOutput out = forward_tail_layer(model, layer, head_hidden, tail, full ? at::Tensor() : last_full);
+  check_finite(out.hidden, layer, sequence_index);
+  if (full) last_full = out.topk;
+  return out;
+}
+
 double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64_t>& ids, int64_t head_rows) {
   return model.sequence_nll_range(tail, ids, head_rows, static_cast<int64_t>(ids.size()));
 }

@@ -44,6 +44,12 @@ at::Tensor embed_tail(DsaModel& model, const std::vector<int64_t>& ids, int64_t 
 LayerOutput forward_tail_layer(DsaModel& model, int64_t layer, const at::Tensor& head_hidden, const at::Tensor& tail,
                                const at::Tensor& shared_topk);
 
+// forward_tail_layer for one step of a forward under a pattern: layer `layer` is F when `full`
+// (its selection then becomes `last_full`), else S attending with `last_full`. Throws when the
+// output holds NaN or Inf, naming the layer and `sequence_index`.
+LayerOutput forward_tail_step(DsaModel& model, int64_t layer, const at::Tensor& head_hidden, const at::Tensor& tail,
+                              bool full, at::Tensor& last_full, int64_t sequence_index);
+
 // NLL summed over the tail's predicted positions, from the tail rows leaving the last layer.
 double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64_t>& ids, int64_t head_rows);
 
