@@ -10,6 +10,9 @@
 //                 pipeline timed (streaming candidates; chunked dense scores; indexer_cuda.h),
 //                 with the number of rows where their selections differ (expected 0);
 //   fp8           the same with e4m3 q and k (per-token / per-(token, head) scales);
+//   breakdown     the score kernel without warpgroup turns (the earlier schedule); the dense
+//                 pipeline's heaviest chunk in its two kernels, the select's read rate in GB/s
+//                 against a device-to-device copy of the same GPU;
 //   (a) eager     transformers-style: einsum to [T, H, T] bf16, relu, weight, sum, mask, topk
 //                 (skipped or "OOM" where it does not fit);
 //   (b) chunked   the best plain-torch version: per query chunk, keys [0, end) only,
@@ -87,6 +90,15 @@ double matmul_tflops() {
   return 2.0 * n * n * n / (ms * 1e-3) / 1e12;
 }
 
+// Device memory bandwidth: a 2 GiB device-to-device copy, counting the bytes read and written.
+double copy_gbps() {
+  const int64_t bytes = int64_t{2} << 30;
+  const at::Tensor source = at::empty({bytes}, at::TensorOptions().device(at::kCUDA).dtype(at::kByte));
+  at::Tensor destination = at::empty_like(source);
+  const double ms = time_ms([&] { destination.copy_(source); }, 1000.0, 10);
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
+}
+
 // (a) transformers-style eager indexer: the whole [T, H, T] tensor at once.
 at::Tensor eager_topk(const at::Tensor& q, const at::Tensor& k, const at::Tensor& w, int64_t topk) {
   const int64_t tokens = q.size(0);
@@ -131,6 +143,20 @@ double agreement(const at::Tensor& ours, const at::Tensor& other, int64_t rows) 
   return total / static_cast<double>(rows);
 }
 
+// The row-max score kernel with the math warpgroups interleaving their MMAs (the old schedule).
+void rowmax_without_turns(kernels::LightningProblem problem, int64_t tokens, cudaStream_t stream) {
+  static at::Tensor result;
+  if (!result.defined() || result.numel() < tokens) {
+    result = at::empty({tokens}, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
+  }
+  problem.warpgroup_turns = false;
+  kernels::LightningOutput output;
+  output.kind = kernels::ScoreOutput::RowMax;
+  output.row_end = tokens;
+  output.scores = result.data_ptr<float>();
+  kernels::lightning_scores_launch(problem, output, stream);
+}
+
 std::string fmt(double value, const char* format = "%.2f") {
   if (std::isnan(value)) return "-";
   char buffer[64];
@@ -143,10 +169,37 @@ struct Row {
   double scores_ms = NAN, topk_ms = NAN, fp8_scores_ms = NAN, fp8_topk_ms = NAN;
   double streaming_ms = NAN, dense_ms = NAN;  // each top-k pipeline
   int64_t pipeline_mismatches = -1;            // rows whose selections differ between them
-  double candidates_ms = NAN, sort_ms = NAN;  // the two kernels of the streaming top-k, timed alone
+  double candidates_ms = NAN, candidate_select_ms = NAN;  // the two kernels of the streaming top-k, alone
+  double interleaved_ms = NAN, fp8_interleaved_ms = NAN;  // scores without warpgroup turns
+  // The dense pipeline's last (heaviest) chunk alone: score kernel writing [rows, T], then the
+  // select reading the causal part back (bytes, for GB/s).
+  int64_t select_rows = 0;
+  double select_bytes = NAN, dense_scores_ms = NAN, select_ms = NAN;
   double eager_ms = NAN, chunked_ms = NAN, agree = NAN;
   std::string eager_note;
 };
+
+// The dense pipeline's heaviest chunk (the last ~2 GiB of rows) timed in its two kernels.
+void dense_select_breakdown(const kernels::LightningProblem& problem, int64_t tokens, int64_t topk,
+                            at::Tensor& selected, cudaStream_t stream, Row& row) {
+  const int64_t rows = std::clamp<int64_t>((int64_t{2} << 30) / (tokens * 4), 1, std::max<int64_t>(tokens - topk, 1));
+  const int64_t begin = tokens - rows;
+  at::Tensor scores = at::empty({rows * tokens}, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
+  kernels::LightningOutput output;
+  output.kind = kernels::ScoreOutput::DenseScores;
+  output.row_begin = begin;
+  output.row_end = tokens;
+  output.scores = scores.data_ptr<float>();
+  row.select_rows = rows;
+  row.dense_scores_ms = time_ms([&] { kernels::lightning_scores_launch(problem, output, stream); });
+  row.select_ms = time_ms([&] {
+    kernels::select_topk_from_scores(output.scores, tokens, begin, rows, topk, selected.data_ptr<int64_t>(), stream);
+  });
+  // Causal entries read: rows t in [begin, tokens), t + 1 each (rows t < k read nothing).
+  const int64_t first = std::max(begin, topk);
+  const double entries = first < tokens ? (static_cast<double>(tokens) * (tokens + 1) - static_cast<double>(first) * (first + 1)) / 2.0 : 0.0;
+  row.select_bytes = 4.0 * entries;
+}
 
 }  // namespace
 
@@ -182,6 +235,8 @@ int main(int argc, char** argv) {
               properties.multiProcessorCount, static_cast<long long>(dim), static_cast<long long>(topk));
   const double matmul = matmul_tflops();
   std::printf("dense bf16 matmul 8192^3: %.0f TFLOP/s\n", matmul);
+  const double bandwidth = copy_gbps();
+  std::printf("device copy 2 GiB: %.0f GB/s (read + write)\n", bandwidth);
   std::fflush(stdout);
 
   std::vector<Row> rows;
@@ -211,7 +266,7 @@ int main(int argc, char** argv) {
         row.dense_ms = time_ms([&] { dense = cuda_indexer_topk(in, topk, TopKPipeline::ChunkedDense); });
         row.pipeline_mismatches = (streaming != dense).any(1).sum().item<int64_t>();
         streaming = dense = at::Tensor();
-        // Breakdown: the fused score + candidate kernel over all rows at once, then the sort.
+        // Breakdown: the fused score + candidate kernel over all rows at once, then the exact select.
         const int64_t capacity = kernels::candidate_capacity(topk);
         at::Tensor candidates = at::empty({tokens, capacity}, options.dtype(at::kLong));
         at::Tensor counts = at::empty({tokens}, options.dtype(at::kInt));
@@ -225,10 +280,13 @@ int main(int argc, char** argv) {
         const kernels::LightningProblem problem = cuda_indexer_problem(in);
         const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
         row.candidates_ms = time_ms([&] { kernels::lightning_scores_launch(problem, output, stream); });
-        row.sort_ms = time_ms([&] {
+        row.candidate_select_ms = time_ms([&] {
           kernels::select_topk_from_candidates(output.candidates, output.candidate_counts, capacity, 0, tokens, topk,
                                                selected.data_ptr<int64_t>(), stream);
         });
+        candidates = counts = at::Tensor();
+        row.interleaved_ms = time_ms([&] { rowmax_without_turns(problem, tokens, stream); });
+        dense_select_breakdown(problem, tokens, topk, selected, stream, row);
       }
       {
         IndexerProjection p8 = p;
@@ -236,6 +294,8 @@ int main(int argc, char** argv) {
         const CudaIndexerInputs in = prepare_cuda_indexer(p8, topk);
         row.fp8_scores_ms = time_ms([&] { cuda_indexer_rowmax(in); });
         row.fp8_topk_ms = time_ms([&] { cuda_indexer_topk(in, topk); });
+        row.fp8_interleaved_ms =
+            time_ms([&] { rowmax_without_turns(cuda_indexer_problem(in), tokens, at::cuda::getCurrentCUDAStream()); });
       }
       const at::Tensor q = p.queries.to(at::kBFloat16);
       const at::Tensor k = p.keys.to(at::kBFloat16);
@@ -257,20 +317,20 @@ int main(int argc, char** argv) {
       c10::cuda::CUDACachingAllocator::emptyCache();
       const double flops = static_cast<double>(tokens) * (tokens + 1) / 2.0 * heads * dim * 2.0;
       std::printf("H=%lld T=%lld: scores %.2f ms (%.0f TFLOP/s, %.0f%% of matmul), top-k %.2f ms (streaming %.2f, dense %.2f, "
-                  "%lld rows differ), fp8 scores %.2f ms, fp8 top-k %.2f ms, eager %s ms, chunked %s ms, agreement with chunked %s; top-k = candidates %.2f ms + sort "
+                  "%lld rows differ), fp8 scores %.2f ms, fp8 top-k %.2f ms, eager %s ms, chunked %s ms, agreement with chunked %s; top-k = candidates %.2f ms + candidate select "
                   "%.2f ms\n",
                   static_cast<long long>(heads), static_cast<long long>(tokens), row.scores_ms,
                   flops / (row.scores_ms * 1e-3) / 1e12, 100.0 * flops / (row.scores_ms * 1e-3) / 1e12 / matmul,
                   row.topk_ms, row.streaming_ms, row.dense_ms, static_cast<long long>(row.pipeline_mismatches), row.fp8_scores_ms, row.fp8_topk_ms,
                   row.eager_note.empty() ? fmt(row.eager_ms).c_str() : row.eager_note.c_str(),
-                  fmt(row.chunked_ms).c_str(), fmt(row.agree, "%.4f").c_str(), row.candidates_ms, row.sort_ms);
+                  fmt(row.chunked_ms).c_str(), fmt(row.agree, "%.4f").c_str(), row.candidates_ms, row.candidate_select_ms);
       std::fflush(stdout);
       rows.push_back(row);
     }
   }
 
   std::printf("\n| heads | T | scores ms | scores TFLOP/s | %% of matmul | top-k ms | top-k TFLOP/s | streaming ms | dense ms | rows differing | "
-              "fp8 scores ms | fp8 top-k ms | (a) eager ms | (b) chunked ms | (b) / top-k | agreement with (b) | candidates ms | sort ms |\n");
+              "fp8 scores ms | fp8 top-k ms | (a) eager ms | (b) chunked ms | (b) / top-k | agreement with (b) | candidates ms | candidate select ms |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
     const double flops = static_cast<double>(r.tokens) * (r.tokens + 1) / 2.0 * r.heads * dim * 2.0;
@@ -283,8 +343,24 @@ int main(int argc, char** argv) {
                 fmt(r.dense_ms).c_str(), static_cast<long long>(r.pipeline_mismatches), fmt(r.fp8_scores_ms).c_str(),
                 fmt(r.fp8_topk_ms).c_str(), r.eager_note.empty() ? fmt(r.eager_ms).c_str() : r.eager_note.c_str(),
                 fmt(r.chunked_ms).c_str(), fmt(r.chunked_ms / r.topk_ms, "%.1fx").c_str(),
-                fmt(r.agree, "%.4f").c_str(), fmt(r.candidates_ms).c_str(), fmt(r.sort_ms).c_str());
+                fmt(r.agree, "%.4f").c_str(), fmt(r.candidates_ms).c_str(), fmt(r.candidate_select_ms).c_str());
   }
   std::printf("dense bf16 matmul (8192^3, same GPU): %.0f TFLOP/s\n", matmul);
+
+  // Breakdown: the score kernel with and without warpgroup turns; the dense pipeline's heaviest
+  // chunk in its two kernels, the select's read rate against the device's copy rate.
+  std::printf("\n| heads | T | scores ms, turns | interleaved ms | turns speed-up | fp8 scores ms, turns | fp8 interleaved ms | "
+              "last chunk rows | dense scores ms | select ms | select GB/s | %% of copy |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Row& r : rows) {
+    const double select_gbps = r.select_bytes / (r.select_ms * 1e-3) / 1e9;
+    std::printf("| %lld | %lldK | %s | %s | %s | %s | %s | %lld | %s | %s | %s | %s |\n", static_cast<long long>(r.heads),
+                static_cast<long long>(r.tokens / 1024), fmt(r.scores_ms).c_str(), fmt(r.interleaved_ms).c_str(),
+                fmt(r.interleaved_ms / r.scores_ms, "%.2fx").c_str(), fmt(r.fp8_scores_ms).c_str(),
+                fmt(r.fp8_interleaved_ms).c_str(), static_cast<long long>(r.select_rows), fmt(r.dense_scores_ms).c_str(),
+                fmt(r.select_ms).c_str(), fmt(select_gbps, "%.0f").c_str(),
+                fmt(100.0 * select_gbps / bandwidth, "%.0f%%").c_str());
+  }
+  std::printf("device copy (2 GiB, read + write, same GPU): %.0f GB/s\n", bandwidth);
   return 0;
 }

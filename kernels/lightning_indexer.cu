@@ -150,6 +150,7 @@ cudaError_t lightning_scores_launch(const LightningProblem& problem, const Light
   params.candidates = output.candidates;
   params.counts = output.candidate_counts;
   params.scores = output.scores;
+  params.turns = problem.warpgroup_turns ? 1 : 0;
 
   const int grid = static_cast<int>(std::min<int64_t>(blocks, multiprocessors()));
   const int heads = static_cast<int>(problem.heads);

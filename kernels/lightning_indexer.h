@@ -36,6 +36,9 @@ struct LightningProblem {
   int64_t dim = 0;
   float softmax_scale = 1.0f;
   ScoreElement element = ScoreElement::BFloat16;
+  // The two math warpgroups take turns issuing their MMAs (lightning_kernel.cuh); false lets
+  // them interleave, as before (kept for the benchmark's comparison).
+  bool warpgroup_turns = true;
 };
 
 struct LightningOutput {
@@ -64,8 +67,8 @@ cudaError_t lightning_scores_launch(const LightningProblem& problem, const Light
                                     cudaStream_t stream);
 
 // Exact top-k of rows [row_begin, row_begin + rows) (query t = row_begin + r) into out
-// [rows, k] int64: rows with t + 1 <= k get 0..t then -1; other rows the k best positions by
-// descending score, exact ties to the lower position.
+// [rows, k] int64: rows with t + 1 <= k get 0..t then -1; other rows the k best positions
+// (higher score first, exact ties to the lower position) in ascending position order.
 //   from candidates: the TopKCandidates buffers of lightning_scores_launch;
 //   from scores:     a dense float row per query, `ld` floats apart, causal part [0, t].
 cudaError_t select_topk_from_candidates(const uint64_t* candidates, const int32_t* counts, int64_t capacity,

@@ -94,6 +94,17 @@ __device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) 
 #endif
 }
 
+// --- named barriers ---------------------------------------------------------------------------
+
+// Barrier `id` (1..15; 0 is __syncthreads) completes when `threads` threads have arrived;
+// sync waits for completion, arrive does not.
+__device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 // --- wgmma ------------------------------------------------------------------------------------
 
 // Shared-memory matrix descriptor for a K-major operand stored with the 128-byte swizzle that

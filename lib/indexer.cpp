@@ -97,14 +97,11 @@ at::Tensor select_topk(const at::Tensor& scores, int64_t first_position, int64_t
   at::Tensor equal = scores == threshold;
   at::Tensor places_left = take - above.sum(-1, /*keepdim=*/true);
   at::Tensor chosen = above | (equal & (equal.cumsum(-1) <= places_left));
-  // Exactly `take` chosen per row, in ascending position order; then order them by descending
-  // score, a stable sort keeping ascending positions among equal scores.
+  // Exactly `take` chosen per row; nonzero() lists them in ascending position order.
   if (chosen.sum().item<int64_t>() != rows * take) {
     throw InputError("indexer", "scores contain NaN (non-finite activations); no result is written");
   }
-  at::Tensor positions = chosen.nonzero().select(1, 1).view({rows, take});
-  at::Tensor order = std::get<1>(at::sort(scores.gather(1, positions), /*stable=*/true, /*dim=*/-1, /*descending=*/true));
-  result.narrow(1, 0, take).copy_(positions.gather(1, order));
+  result.narrow(1, 0, take).copy_(chosen.nonzero().select(1, 1).view({rows, take}));
   // Rows with t + 1 <= k take every causal key in position order, then padding.
   const int64_t full_rows = std::clamp<int64_t>(k - first_position, 0, rows);
   if (full_rows > 0) {

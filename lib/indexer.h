@@ -5,8 +5,9 @@
 //
 // Selection rule (the CPU reference; the CUDA kernels follow it too):
 //   - rows with t + 1 <= k select every causal key: positions 0..t, then kTopkPadding (-1);
-//   - other rows hold the k highest-scoring positions in descending score order, equal scores
-//     ordered by lower position first (so exact ties resolve to the lower position).
+//   - other rows hold the k highest-scoring positions, exact ties resolved to the lower
+//     position, in ascending position order (the selection is a set for attention and for the
+//     overlap; this order costs the CUDA select nothing, where a sort by score dominated it).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -5,7 +5,9 @@
 #   2. the GPU tests (kernels against their CPU references, golden fixtures on CUDA);
 #   3. the indexer benchmark (bench/indexer_bench, docs/PERFORMANCE.md);
 #   4. the precision-mode comparison on the golden fixtures (bench/indexer_modes);
-#   5. compute-sanitizer memcheck and racecheck on the small [sanitize] test cases.
+#   5. compute-sanitizer memcheck and racecheck on the small [sanitize] test cases;
+#   ncu (only when STEPS names it): Nsight Compute sections of the score kernel and the dense
+#   select at 64 heads x 16K (logs ncu_*.log).
 # Logs go to $OUT/kernels-logs.tar.gz; a short table is printed last.
 #   scripts/device-kernels.sh                        (everything)
 #   STEPS="tests bench" scripts/device-kernels.sh    (a subset; the build always runs, and is a
@@ -43,7 +45,7 @@ finish() {
   echo
   echo "== device-kernels summary ($(elapsed) s)"
   cat "$LOG/device.txt"
-  for step in build sass tests bench modes memcheck racecheck; do
+  for step in build sass tests bench ncu modes memcheck racecheck; do
     printf '%-10s %s\n' "$step" "${result[$step]:-not run}"
   done
   if [ -f "$LOG/bench.log" ]; then
@@ -69,7 +71,7 @@ if [ ! -d .carry/pcre2 ]; then
   exit 1
 fi
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
-  -DPCRE2_ROOT="$PWD/.carry/pcre2" -DCMAKE_CUDA_ARCHITECTURES=90a > "$LOG/configure.log" 2>&1 || {
+  -DPCRE2_ROOT="$PWD/.carry/pcre2" -DCMAKE_CUDA_ARCHITECTURES=90a -DINDEXCACHE_BUILD_TESTS=ON > "$LOG/configure.log" 2>&1 || {
   result[build]="FAILED (configure)"
   tail -30 "$LOG/configure.log"
   exit 1
@@ -110,6 +112,22 @@ if want bench; then
   # shellcheck disable=SC2086
   timeout 300 "$build_dir/bench/indexer_bench" ${BENCH_ARGS:-} > "$LOG/bench.log" 2>&1
   result[bench]="rc=$? ($(elapsed) s elapsed)"
+fi
+
+# --- ncu: hardware counters of the bf16 score kernel (row max, 64 heads, 16K) and the dense
+# select of the default top-k at the same shape (first launch of each) -----------------------
+if want ncu; then
+  # The first select launch only fills the rows t < k: profile the second (the scored rows).
+  for kernel in lightning_kernel select_dense_rows; do
+    skip=0
+    [ "$kernel" = select_dense_rows ] && skip=1
+    timeout 180 ncu --clock-control none --kernel-name "regex:$kernel" --launch-skip "$skip" --launch-count 1 \
+      --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+      --section WarpStateStats --section SchedulerStats --section Occupancy \
+      "$build_dir/bench/indexer_bench" --tokens 16384 --heads 64 --no-eager --no-chunked \
+      > "$LOG/ncu_$kernel.log" 2>&1
+    result[ncu]+="$kernel rc=$?; "
+  done
 fi
 
 # --- precision modes ---------------------------------------------------------------------------

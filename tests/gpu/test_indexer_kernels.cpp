@@ -111,7 +111,6 @@ at::Tensor reference_scores(const IndexerProjection& gpu_projection) {
 struct TopkComparison {
   int64_t rows = 0;
   int64_t identical = 0;   // same positions in the same order
-  int64_t same_set = 0;    // same set, order differs only between near-equal scores
   int64_t near_ties = 0;   // sets differ only in positions scored within rounding of the k-th
   int64_t wrong = 0;
   std::string first_wrong;
@@ -158,16 +157,12 @@ TopkComparison compare_topk(const at::Tensor& ours_in, const at::Tensor& referen
       fail("positions out of range or repeated");
       continue;
     }
-    // Our order must be descending in the reference scores up to rounding.
+    // Ascending position order (lib/indexer.h), whatever the set.
     for (int64_t j = 1; j < k; ++j) {
-      if (sc[t][o[t][j]] > sc[t][o[t][j - 1]] + slack) ok = false;
+      if (o[t][j] <= o[t][j - 1]) ok = false;
     }
     if (!ok) {
-      fail("not in descending score order");
-      continue;
-    }
-    if (a == b) {
-      ++result.same_set;
+      fail("positions not in ascending order");
       continue;
     }
     std::vector<int64_t> only;
@@ -206,10 +201,10 @@ void check_topk_case(const Shape& shape, IndexerPrecision precision, Pattern pat
   const at::Tensor reference = select_topk(scores, 0, shape.k);
   const double tolerance = precision == IndexerPrecision::Float8 ? 2e-3 : 2e-5;
   const TopkComparison c = compare_topk(ours, reference, scores, shape.k, tolerance);
-  std::printf("top-k %-58s %-31s rows %6lld identical %6lld same-set %5lld near-tie %4lld wrong %lld\n",
-              name.c_str(), indexer_cuda_path_label(inputs.path), static_cast<long long>(c.rows),
-              static_cast<long long>(c.identical), static_cast<long long>(c.same_set),
-              static_cast<long long>(c.near_ties), static_cast<long long>(c.wrong));
+  std::printf("top-k %-58s %-31s rows %6lld identical %6lld near-tie %4lld wrong %lld\n", name.c_str(),
+              indexer_cuda_path_label(inputs.path), static_cast<long long>(c.rows),
+              static_cast<long long>(c.identical), static_cast<long long>(c.near_ties),
+              static_cast<long long>(c.wrong));
   INFO(c.first_wrong);
   CHECK(c.wrong == 0);
   // Exact ties resolve exactly like the CPU (bf16/fp32 scores of equal keys are bitwise equal on
@@ -318,6 +313,84 @@ TEST_CASE("gpu kernels: exact ties and rising scores follow the CPU rule exactly
                   IndexerCudaPath::TensorCoreBF16);
   check_topk_case({6000, 64, 128, 256}, IndexerPrecision::Float8, Pattern::RisingScores,
                   IndexerCudaPath::TensorCoreFP8);
+}
+
+namespace {
+
+enum class RowPattern { Random, AllEqual, FewValues, Rising, HiddenFromSample, OnlyInSample };
+
+// Dense score rows [rows, tokens] for queries tokens - rows .. tokens - 1. The last two patterns
+// defeat the select's sample of long rows (runs of 32 entries, every S-th run with
+// S = ceil((t + 1) / 16384); kernels/topk_select.cu): the best scores sit only in runs the sample
+// skips (too many entries reach its threshold), or only in sampled runs (too few do). Both must
+// take the exact fallback.
+at::Tensor dense_rows(int64_t tokens, int64_t rows, RowPattern pattern, at::Generator& generator) {
+  at::Tensor scores = at::randn({rows, tokens}, generator);
+  const at::Tensor position = at::arange(tokens, at::kLong).unsqueeze(0).expand({rows, tokens});
+  const int64_t stride = (tokens + 16383) / 16384;
+  const at::Tensor sampled = (position.div(32, "floor").remainder(stride) == 0);
+  switch (pattern) {
+    case RowPattern::Random: break;
+    case RowPattern::AllEqual: scores.fill_(0.5f); break;
+    case RowPattern::FewValues: scores = scores.round().clamp(-1.0, 2.0); break;
+    case RowPattern::Rising: scores = position.to(at::kFloat) * 1e-3f + scores * 1e-4f; break;
+    case RowPattern::HiddenFromSample: scores = at::where(sampled, scores, scores + 100.0f); break;
+    case RowPattern::OnlyInSample: scores = at::where(sampled, scores, at::full_like(scores, -100.0f)); break;
+  }
+  // Keys after the query are not causal: -inf, as the score kernel writes them (the reference
+  // reads whole rows; the select reads [0, t] only).
+  const at::Tensor query = at::arange(tokens - rows, tokens, at::kLong).unsqueeze(1);
+  return scores.masked_fill(position > query, -std::numeric_limits<float>::infinity()).contiguous();
+}
+
+}  // namespace
+
+struct DenseRowsCase {
+  int64_t tokens, rows, k;
+  RowPattern pattern;
+};
+
+void check_dense_rows(const DenseRowsCase& c) {
+  const uint64_t seed = fresh_seed();
+  INFO("tokens " << c.tokens << " rows " << c.rows << " k " << c.k << " pattern " << static_cast<int>(c.pattern)
+                 << " seed " << seed);
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  const at::Tensor scores = dense_rows(c.tokens, c.rows, c.pattern, generator);
+  const at::Tensor device_scores = scores.to(kCuda);
+  at::Tensor out = at::empty({c.rows, c.k}, device_scores.options().dtype(at::kLong));
+  const int64_t first = c.tokens - c.rows;
+  REQUIRE(kernels::select_topk_from_scores(device_scores.data_ptr<float>(), c.tokens, first, c.rows, c.k,
+                                           out.data_ptr<int64_t>(), nullptr) == cudaSuccess);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  CHECK(at::equal(out.to(at::kCPU), select_topk(scores, first, c.k)));
+}
+
+TEST_CASE("gpu kernels: dense-row top-k matches select_topk on long rows", "[gpu][kernels]") {
+  REQUIRE(at::hasCUDA());
+  const std::vector<DenseRowsCase> cases = {
+      {16384, 8, 2048, RowPattern::Random},            // rows that fit shared memory whole
+      {16400, 24, 2048, RowPattern::Random},           // the first sampled rows (S = 2)
+      {40000, 64, 2048, RowPattern::Random},           // S = 3
+      {40000, 32, 100, RowPattern::Random},
+      {40000, 16, 2048, RowPattern::AllEqual},         // every entry ties: fallback
+      {40000, 16, 2048, RowPattern::FewValues},        // large tie groups
+      {40000, 16, 2048, RowPattern::Rising},           // the best scores are the latest
+      {40000, 16, 2048, RowPattern::HiddenFromSample},
+      {40000, 16, 2048, RowPattern::OnlyInSample},
+      {262144, 4, 2048, RowPattern::Random},           // the fp32 path's longest rows (S = 16)
+  };
+  for (const DenseRowsCase& c : cases) check_dense_rows(c);
+}
+
+TEST_CASE("gpu kernels: dense-row top-k (small, sanitizer)", "[gpu][kernels][sanitize]") {
+  REQUIRE(at::hasCUDA());
+  // One row of each path: whole row in shared memory (k below and at the register sort's 128),
+  // sampled, and both fallbacks.
+  check_dense_rows({3000, 2, 60, RowPattern::Random});
+  check_dense_rows({3000, 2, 128, RowPattern::FewValues});
+  check_dense_rows({20000, 2, 2048, RowPattern::Random});
+  check_dense_rows({40000, 1, 2048, RowPattern::HiddenFromSample});
+  check_dense_rows({40000, 1, 2048, RowPattern::OnlyInSample});
 }
 
 TEST_CASE("gpu kernels: fp8 quantisation matches the CPU simulation bit for bit", "[gpu][kernels][sanitize]") {
