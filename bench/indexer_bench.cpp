@@ -143,17 +143,14 @@ double agreement(const at::Tensor& ours, const at::Tensor& other, int64_t rows) 
   return total / static_cast<double>(rows);
 }
 
-// The row-max score kernel with the math warpgroups interleaving their MMAs (the old schedule).
-void rowmax_without_turns(kernels::LightningProblem problem, int64_t tokens, cudaStream_t stream) {
-  static at::Tensor result;
-  if (!result.defined() || result.numel() < tokens) {
-    result = at::empty({tokens}, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
-  }
+// The row-max score kernel (into row_max, [tokens] float) with the math warpgroups
+// interleaving their MMAs (the earlier schedule).
+void rowmax_without_turns(kernels::LightningProblem problem, at::Tensor& row_max, cudaStream_t stream) {
   problem.warpgroup_turns = false;
   kernels::LightningOutput output;
   output.kind = kernels::ScoreOutput::RowMax;
-  output.row_end = tokens;
-  output.scores = result.data_ptr<float>();
+  output.row_end = row_max.size(0);
+  output.scores = row_max.data_ptr<float>();
   kernels::lightning_scores_launch(problem, output, stream);
 }
 
@@ -285,7 +282,8 @@ int main(int argc, char** argv) {
                                                selected.data_ptr<int64_t>(), stream);
         });
         candidates = counts = at::Tensor();
-        row.interleaved_ms = time_ms([&] { rowmax_without_turns(problem, tokens, stream); });
+        at::Tensor row_max = at::empty({tokens}, options);
+        row.interleaved_ms = time_ms([&] { rowmax_without_turns(problem, row_max, stream); });
         dense_select_breakdown(problem, tokens, topk, selected, stream, row);
       }
       {
@@ -294,8 +292,9 @@ int main(int argc, char** argv) {
         const CudaIndexerInputs in = prepare_cuda_indexer(p8, topk);
         row.fp8_scores_ms = time_ms([&] { cuda_indexer_rowmax(in); });
         row.fp8_topk_ms = time_ms([&] { cuda_indexer_topk(in, topk); });
-        row.fp8_interleaved_ms =
-            time_ms([&] { rowmax_without_turns(cuda_indexer_problem(in), tokens, at::cuda::getCurrentCUDAStream()); });
+        at::Tensor row_max = at::empty({tokens}, options);
+        row.fp8_interleaved_ms = time_ms(
+            [&] { rowmax_without_turns(cuda_indexer_problem(in), row_max, at::cuda::getCurrentCUDAStream()); });
       }
       const at::Tensor q = p.queries.to(at::kBFloat16);
       const at::Tensor k = p.keys.to(at::kBFloat16);

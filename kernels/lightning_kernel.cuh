@@ -15,7 +15,7 @@
 //                 the candidates of their queries (query q belongs to warp 1 + q % 3).
 //   warps 4..11   two math warpgroups: wgmma m64n128 over head dim, ReLU, weights, reduction;
 //                 they take turns issuing their MMAs (named barriers 1 and 2), so one
-//                 warpgroup's epilogue runs under the other's MMAs (measured 1.06-1.12x).
+//                 warpgroup's epilogue runs under the other's MMAs (measured 1.03-1.12x).
 //
 // Query blocks are handed out heaviest (latest) first in a snake order over the CTAs, so every
 // CTA gets about the same number of causal key tiles.

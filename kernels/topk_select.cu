@@ -242,9 +242,11 @@ __device__ __forceinline__ void count_first_digit(uint32_t key, SelectScratch& s
   atomicAdd(&scratch.hist[key >> (32 - kDigitBits)], 1u);
 }
 
-// keys[j] = score_key(row[j]) for j < n, and their first digits counted (scratch.hist cleared
-// before); eight loads in flight per thread (bandwidth).
-__device__ __forceinline__ void copy_row_keys(const float* row, int64_t n, uint32_t* keys, SelectScratch& scratch) {
+// Calls visit(i, in_row, key) for i = threadIdx.x + j * blockDim.x over the row, with key =
+// score_key(row[i]) (in_row false past the end); every thread makes the same number of calls,
+// so visit may use warp collectives. Eight loads are in flight per thread (bandwidth).
+template <typename Visit>
+__device__ __forceinline__ void for_each_row_key(const float* row, int64_t n, Visit visit) {
   constexpr int kUnroll = 8;
   const int64_t step = blockDim.x;
   for (int64_t base = 0; base < n; base += step * kUnroll) {
@@ -257,13 +259,19 @@ __device__ __forceinline__ void copy_row_keys(const float* row, int64_t n, uint3
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + u * step + threadIdx.x;
-      if (i < n) {
-        const uint32_t key = ptx::score_key(v[u]);
-        keys[i] = key;
-        count_first_digit(key, scratch);
-      }
+      visit(i, i < n, ptx::score_key(v[u]));
     }
   }
+}
+
+// keys[j] = score_key(row[j]) for j < n, and their first digits counted (scratch.hist cleared
+// before).
+__device__ __forceinline__ void copy_row_keys(const float* row, int64_t n, uint32_t* keys, SelectScratch& scratch) {
+  for_each_row_key(row, n, [&](int64_t i, bool in_row, uint32_t key) {
+    if (!in_row) return;
+    keys[i] = key;
+    count_first_digit(key, scratch);
+  });
 }
 
 // The sample of a long row: runs c = 0, S, 2S, ... of kSampleRun entries, packed into keys.
@@ -309,26 +317,13 @@ __device__ void gather_above(const float* row, int64_t n, uint32_t threshold, ui
   if (threadIdx.x == 0) scratch.counter = 0;
   clear_histogram(scratch);
   __syncthreads();
-  constexpr int kUnroll = 8;
-  const int64_t step = blockDim.x;
-  for (int64_t base = 0; base < n; base += step * kUnroll) {
-    float v[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t i = base + u * step + threadIdx.x;
-      v[u] = i < n ? row[i] : 0.0f;
+  for_each_row_key(row, n, [&](int64_t i, bool in_row, uint32_t key) {
+    const bool take = in_row && key >= threshold;
+    if (warp_append(take, ptx::composite_key(key, static_cast<uint32_t>(i)), candidates, &scratch.counter,
+                    static_cast<uint32_t>(kRowCandidates))) {
+      count_first_digit(key, scratch);
     }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t i = base + u * step + threadIdx.x;
-      const uint32_t key = ptx::score_key(v[u]);
-      const bool take = i < n && key >= threshold;
-      if (warp_append(take, ptx::composite_key(key, static_cast<uint32_t>(i)), candidates, &scratch.counter,
-                      static_cast<uint32_t>(kRowCandidates))) {
-        count_first_digit(key, scratch);
-      }
-    }
-  }
+  });
   __syncthreads();
 }
 
