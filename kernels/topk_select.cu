@@ -31,7 +31,6 @@
 #include <cstdint>
 
 #include "lightning_indexer.h"
-#include "lightning_kernel.cuh"  // warp_find_bin
 #include "ptx.cuh"
 
 namespace indexcache::kernels {
@@ -210,9 +209,12 @@ __device__ void write_members_ascending(Value value, int64_t count, uint64_t pre
   }
 }
 
-// Rows with t + 1 <= k select every causal position: 0..t, then -1.
-__device__ __forceinline__ void write_whole_row(int64_t t, int64_t k, int64_t* out_row) {
+// Rows with t + 1 <= k select every causal position: 0..t, then -1. Writes such a row and
+// returns true; false (nothing written) for rows that need a selection.
+__device__ __forceinline__ bool write_whole_row(int64_t t, int64_t k, int64_t* out_row) {
+  if (t >= k) return false;
   for (int64_t j = threadIdx.x; j < k; j += blockDim.x) out_row[j] = j <= t ? j : -1;
+  return true;
 }
 
 __global__ void __launch_bounds__(kSelectThreads)
@@ -223,10 +225,7 @@ __global__ void __launch_bounds__(kSelectThreads)
   const int64_t r = blockIdx.x;
   const int64_t t = row_begin + r;
   int64_t* out_row = out + r * k;
-  if (t < k) {
-    write_whole_row(t, k, out_row);
-    return;
-  }
+  if (write_whole_row(t, k, out_row)) return;
   const int64_t n = counts[r];
   const uint64_t* source = candidates + r * capacity;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) row_smem[i] = source[i];
@@ -334,10 +333,7 @@ __global__ void __launch_bounds__(kSelectThreads, 2)
   const int64_t r = blockIdx.x;
   const int64_t t = row_begin + r;
   int64_t* out_row = out + r * k;
-  if (t < k) {
-    write_whole_row(t, k, out_row);
-    return;
-  }
+  if (write_whole_row(t, k, out_row)) return;
   const int64_t n = t + 1;
   const uint32_t need = static_cast<uint32_t>(k);
   const float* row = scores + r * ld;
