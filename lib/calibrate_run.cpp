@@ -284,9 +284,39 @@ SearchSettings search_settings_from_plan(const LayerPlan& plan) {
   return settings;
 }
 
-std::string validate_plan(const std::string& plan_path, const std::string& model_dir,
-                          const std::vector<int64_t>& pp_stages) {
+namespace {
+
+nlohmann::json read_config_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "cannot be read");
+  nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+  if (config.is_discarded() || !config.is_object()) throw InputError(path, "is not a JSON object");
+  return config;
+}
+
+// The pattern fields of the model's own config.json against the plan: which engine would run
+// something else, and where an engine reads no pattern at all.
+void check_config_pattern(const LayerPlan& plan, const std::string& config_path, Validation& result) {
+  std::vector<std::string> conflicts =
+      config_conflicts(read_config_json(config_path), plan.pattern, plan.model_type, config_path);
+  if (!conflicts.empty()) {
+    result.warnings.push_back(config_path + " states a pattern of its own, which these engines run instead of the plan's " +
+                              plan.pattern + " unless told otherwise:");
+    for (const std::string& line : conflicts) result.warnings.push_back("  " + line);
+    result.warnings.push_back("  apply the plan with --export hf-config (it states the pattern in every form) or with "
+                              "--export vllm / sglang (their overrides take precedence over these fields)");
+  }
+  if (transformers_instructions(plan.model_type).rfind("not applied", 0) == 0) {
+    result.notes.push_back("transformers: " + transformers_instructions(plan.model_type));
+  }
+}
+
+}  // namespace
+
+Validation validate_plan(const std::string& plan_path, const std::string& model_dir,
+                         const std::vector<int64_t>& pp_stages) {
   LayerPlan plan = read_plan(plan_path);
+  Validation result;
   if (!model_dir.empty()) {
     ModelConfig config = load_model_config(model_dir);
     auto mismatch = [&](const std::string& field, const std::string& in_plan, const std::string& in_model) {
@@ -305,19 +335,22 @@ std::string validate_plan(const std::string& plan_path, const std::string& model
     std::string difference =
         fingerprint_difference(plan.indexer_tensors, fingerprint_indexer(Checkpoint::open(model_dir, block), config));
     if (!difference.empty()) throw InputError(plan_path, "is for other weights: model.indexer_fingerprint: " + difference);
+    check_config_pattern(plan, config.config_path, result);
   }
   if (!pp_stages.empty()) {
     std::string problem = check_pp_stages(plan.pattern, pp_stages);
     if (!problem.empty()) throw InputError(plan_path, "pattern does not fit --pp-stages: " + problem);
   }
-  return "ok: " + plan_path + " (" + plan.model_type + ", " + std::to_string(plan.kept()) + " of " +
-         std::to_string(plan.num_hidden_layers) + " indexers kept" + (model_dir.empty() ? "" : ", matches " + model_dir) +
-         (pp_stages.empty() ? "" : ", fits the pipeline stages") + ")";
+  result.summary = "ok: " + plan_path + " (" + plan.model_type + ", " + std::to_string(plan.kept()) + " of " +
+                   std::to_string(plan.num_hidden_layers) + " indexers kept" +
+                   (model_dir.empty() ? "" : ", matches " + model_dir) +
+                   (pp_stages.empty() ? "" : ", fits the pipeline stages") + ")";
+  return result;
 }
 
-std::string export_plan(const LayerPlan& plan, const std::string& format, const std::string& model_dir) {
-  if (format == "vllm") return vllm_hf_overrides(plan.pattern) + "\n";
-  if (format == "sglang") return sglang_override_args(plan.pattern) + "\n";
+ConfigExport export_plan(const LayerPlan& plan, const std::string& format, const std::string& model_dir) {
+  if (format == "vllm") return {vllm_hf_overrides(plan.pattern) + "\n", {}};
+  if (format == "sglang") return {sglang_override_args(plan.pattern) + "\n", {}};
   if (format == "hf-config") {
     std::string path = (model_dir.empty() ? plan.model_path : model_dir) + "/config.json";
     std::ifstream in(path, std::ios::binary);
@@ -329,7 +362,7 @@ std::string export_plan(const LayerPlan& plan, const std::string& format, const 
       throw InputError(path, "has " + std::to_string(config.num_hidden_layers) + " layers but the plan's pattern has " +
                                  std::to_string(plan.pattern.size()));
     }
-    return config_with_pattern(text.str(), plan.pattern, path);
+    return config_with_pattern(text.str(), plan.pattern, plan.model_type, path);
   }
   throw InputError("--export", "\"" + format + "\" is not a format (use vllm, sglang or hf-config)");
 }

@@ -61,12 +61,20 @@ SearchSettings search_settings_from_plan(const LayerPlan& plan);
 
 // --validate: schema and pattern (read_plan), and with a model directory its type, layer count,
 // index_topk and indexer fingerprint; with stage starts, that every stage starts on an F layer.
-// Throws InputError naming the field that does not match; returns a one-line confirmation.
-std::string validate_plan(const std::string& plan_path, const std::string& model_dir,
-                          const std::vector<int64_t>& pp_stages);
+// Throws InputError naming the field that does not match. `warnings` lists the engines that the
+// model's config.json, as it stands, would make run another pattern (the tool exits 1 for them);
+// `notes` say where an engine does not read a pattern at all.
+struct Validation {
+  std::string summary;  // "ok: PLAN (...)"
+  std::vector<std::string> warnings;
+  std::vector<std::string> notes;
+};
+Validation validate_plan(const std::string& plan_path, const std::string& model_dir,
+                         const std::vector<int64_t>& pp_stages);
 
 // --export: "vllm" / "sglang" override JSON, or "hf-config": the model's config.json with the
-// plan's pattern set (model_dir empty: the plan's model path).
-std::string export_plan(const LayerPlan& plan, const std::string& format, const std::string& model_dir);
+// plan's pattern in every form the engines read (model_dir empty: the plan's model path). The
+// notes (for stderr) say what the export changed besides the pattern, or where it has no effect.
+ConfigExport export_plan(const LayerPlan& plan, const std::string& format, const std::string& model_dir);
 
 }  // namespace indexcache

@@ -28,22 +28,6 @@ std::vector<int64_t> LayerPlan::full_layers() const {
 
 int64_t LayerPlan::kept() const { return static_cast<int64_t>(std::count(pattern.begin(), pattern.end(), 'F')); }
 
-// Written out by hand to give exactly the documented form (key order, spacing); the pattern
-// holds only F and S, so it needs no escaping.
-std::string vllm_hf_overrides(const std::string& pattern) {
-  return "{\"use_index_cache\": true, \"index_topk_pattern\": \"" + pattern + "\"}";
-}
-
-std::string sglang_override_args(const std::string& pattern) { return "{\"index_topk_pattern\": \"" + pattern + "\"}"; }
-
-std::string config_with_pattern(const std::string& config_json_text, const std::string& pattern,
-                                const std::string& where) {
-  nlohmann::ordered_json config = nlohmann::ordered_json::parse(config_json_text, nullptr, false);
-  if (config.is_discarded() || !config.is_object()) throw InputError(where, "is not a JSON object");
-  config["index_topk_pattern"] = pattern;
-  return config.dump(2) + "\n";
-}
-
 std::string check_pp_stages(const std::string& pattern, const std::vector<int64_t>& stage_starts) {
   for (std::size_t i = 0; i < stage_starts.size(); ++i) {
     int64_t layer = stage_starts[i];
@@ -175,7 +159,7 @@ std::string plan_to_yaml(const LayerPlan& plan) {
   yaml.begin_map("serving");
   yaml.string("vllm_hf_overrides", vllm_hf_overrides(plan.pattern));
   yaml.string("sglang_json_model_override_args", sglang_override_args(plan.pattern));
-  yaml.string("transformers_config", "set \"index_topk_pattern\" in config.json (indexcache-calibrate --export hf-config)");
+  yaml.string("transformers_config", transformers_instructions(plan.model_type));
   yaml.end();
   yaml.comment("Fields below change from run to run; --check and comparisons ignore them.");
   yaml.begin_map("volatile");

@@ -10,6 +10,7 @@
 #include "calibration_data.h"
 #include "model_config.h"
 #include "search_step.h"
+#include "serving_engines.h"
 
 namespace indexcache {
 
@@ -88,13 +89,6 @@ std::string plan_to_yaml(const LayerPlan& plan);
 // (length num_hidden_layers, only F/S, layer 0 F) and its consistency with full_layers, kept
 // and total. Throws InputError naming the file and the field.
 LayerPlan read_plan(const std::string& path);
-
-// Serving overrides for a pattern.
-std::string vllm_hf_overrides(const std::string& pattern);    // {"use_index_cache": true, "index_topk_pattern": ...}
-std::string sglang_override_args(const std::string& pattern);  // {"index_topk_pattern": ...}
-// config.json text with "index_topk_pattern" set (other fields kept, in order).
-std::string config_with_pattern(const std::string& config_json_text, const std::string& pattern,
-                                const std::string& where);
 
 // Pipeline-parallel stages: every stage's first layer must be F (vLLM requires it). Returns an
 // empty string when the pattern satisfies them, else the first violating stage.

@@ -35,7 +35,8 @@ const char* kDescription =
     "A search also writes a report next to the plan (<plan stem>-report/report.html, self-contained, plus SVGs and\n"
     "report.json): loss along the search, the pattern, per-domain loss on held-out data, projected indexer cost.\n"
     "With no --model/--data the bundled tiny DSA model and the bundled mixed calibration set are used.\n"
-    "Exit status: 0 done, 1 --check found drift, 2 bad input (one-line message, nothing written).\n";
+    "Exit status: 0 done, 1 --check found drift or --validate found a model config.json whose own pattern fields\n"
+    "would make an engine run another pattern, 2 bad input (one-line message, nothing written).\n";
 
 struct Arguments {
   SessionOptions session;
@@ -94,7 +95,8 @@ void add_options(CLI::App& app, Arguments& a) {
   app.add_option("--check", a.check_path, "Regenerate PLAN with its recorded settings; exit 1 with a diff if it drifted");
   app.add_option("--validate", a.validate_path, "Check a plan file (with --model: against the weights)");
   app.add_option("--plan", a.plan_path, "An existing plan, for --export");
-  app.add_option("--export", a.export_format, "Print the plan as vllm | sglang override JSON, or hf-config (config.json)");
+  app.add_option("--export", a.export_format, "Print the plan as vllm | sglang override JSON, or hf-config (the model's config.json with the pattern as "
+                 "indexer_types and index_topk_pattern; index_topk_freq/offset removed when they say otherwise)");
   app.add_option("--export-out", a.export_out, "Write the --export output to this file instead of stdout");
   app.add_flag("--no-prefix-reuse", a.no_prefix_reuse, "Evaluate every candidate from layer 0 (for comparison)");
   app.add_flag("--quiet", a.quiet, "No progress on stderr");
@@ -110,6 +112,12 @@ void write_output(const std::string& path, const std::string& contents) {
   } else {
     write_file_atomically(path, contents);
   }
+}
+
+// The export, then what it changed besides the pattern or where it has no effect (stderr).
+void write_export(const std::string& path, const ConfigExport& exported) {
+  write_output(path, exported.text);
+  for (const std::string& note : exported.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
 }
 
 int run_eval(Arguments& a) {
@@ -150,7 +158,7 @@ int run_search_command(Arguments& a) {
     result["search"] = details;
     write_file_atomically(a.json_path, result.dump(1) + "\n");
   }
-  if (!a.export_format.empty()) write_output(a.export_out, export_plan(plan, a.export_format, session.model_dir));
+  if (!a.export_format.empty()) write_export(a.export_out, export_plan(plan, a.export_format, session.model_dir));
   // The report comes after the plan: the plan is safe on disk before the extra evaluation.
   std::string report_path;
   if (!report_dir.empty()) {
@@ -191,14 +199,17 @@ int run_validate(Arguments& a) {
     LayerPlan plan = read_plan(a.validate_path);
     stages = parse_pp_stages(a.pp_stages_text, plan.num_hidden_layers);
   }
-  std::printf("%s\n", validate_plan(a.validate_path, a.session.model_dir, stages).c_str());
-  return 0;
+  Validation validation = validate_plan(a.validate_path, a.session.model_dir, stages);
+  std::printf("%s\n", validation.summary.c_str());
+  for (const std::string& note : validation.notes) std::printf("note: %s\n", note.c_str());
+  for (const std::string& line : validation.warnings) std::printf("%s%s\n", line.rfind("  ", 0) == 0 ? "" : "warning: ", line.c_str());
+  return validation.warnings.empty() ? 0 : 1;
 }
 
 int run_export(Arguments& a) {
   if (!a.export_out.empty()) check_writable(a.export_out);
   LayerPlan plan = read_plan(a.plan_path);
-  write_output(a.export_out, export_plan(plan, a.export_format, a.session.model_dir));
+  write_export(a.export_out, export_plan(plan, a.export_format, a.session.model_dir));
   return 0;
 }
 
