@@ -37,7 +37,8 @@
 
 #include "indexer.h"
 #include "indexer_cuda.h"
-#include "lightning_indexer.h"
+#include "lightning/lightning.h"
+#include "select/topk_select.h"
 
 using namespace indexcache;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Emulation of the score kernel's selection warps (kernels/lightning_kernel.cuh): per-tile
+# Emulation of the score kernel's selection warps (kernels/lightning/candidate_buffer.cuh): per-tile
 # appends above a running threshold, the 256-bin histogram, compaction with re-binning and the
 # exact-tie rule, then the exact final selection - checked against a sorted reference on
 # adversarial score rows (rising, falling, exact ties, +-0, few distinct values, huge ranges).

@@ -4,8 +4,9 @@
 // macro, which aborts instead of recording a test assertion. It is included here first and its
 // CHECK removed, so Catch's CHECK is the one every test sees whatever the include order (the
 // header's include guard keeps later torch includes from redefining it).
+// Test binaries of the wings without libtorch define INDEXCACHE_WITHOUT_TORCH and skip it.
 #pragma once
-#if __has_include(<c10/util/Logging.h>)
+#if !defined(INDEXCACHE_WITHOUT_TORCH) && __has_include(<c10/util/Logging.h>)
 #include <c10/util/Logging.h>
 #endif
 #undef CHECK

@@ -11,7 +11,7 @@
 #include "error.h"
 #include "pattern_evaluation.h"
 #include "progress.h"
-#include "report_calibrate.h"
+#include "search_report.h"
 #include "report_output_dir.h"
 #include "search_journal.h"
 #include "session.h"

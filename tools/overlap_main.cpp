@@ -10,6 +10,7 @@
 #include "file_system.h"
 #include "model_config.h"
 #include "overlap_run.h"
+#include "pattern_evaluation.h"
 #include "progress.h"
 #include "report_output_dir.h"
 #include "report_overlap.h"
@@ -91,8 +92,8 @@ int run(Arguments& a) {
 
   Progress progress(a.quiet);
   Session session = open_session(a.session);
-  OverlapReport report = measure_overlap(session, a.overlap, progress);
-  nlohmann::ordered_json json = overlap_json(report, session, !a.out_dir.empty());
+  OverlapReport report = measure_overlap(*session.model, session.data, a.overlap, progress);
+  nlohmann::ordered_json json = overlap_json(report, session_json(session), !a.out_dir.empty());
   std::string html;
   if (!a.out_dir.empty()) html = write_overlap_report(a.out_dir, report, json);
   if (!a.json_path.empty()) write_file_atomically(a.json_path, json.dump(1) + "\n");

@@ -24,7 +24,9 @@
 #include "fp8.h"
 #include "indexer.h"
 #include "indexer_cuda.h"
-#include "lightning_indexer.h"
+#include "fp8/fp8_quantize.h"
+#include "lightning/lightning.h"
+#include "select/topk_select.h"
 #include "overlap.h"
 
 using namespace indexcache;
@@ -321,7 +323,7 @@ enum class RowPattern { Random, AllEqual, FewValues, Rising, HiddenFromSample, O
 
 // Dense score rows [rows, tokens] for queries tokens - rows .. tokens - 1. The last two patterns
 // defeat the select's sample of long rows (runs of 32 entries, every S-th run with
-// S = ceil((t + 1) / 16384); kernels/topk_select.cu): the best scores sit only in runs the sample
+// S = ceil((t + 1) / 16384); kernels/select/topk_select.cu): the best scores sit only in runs the sample
 // skips (too many entries reach its threshold), or only in sampled runs (too few do). Both must
 // take the exact fallback.
 at::Tensor dense_rows(int64_t tokens, int64_t rows, RowPattern pattern, at::Generator& generator) {
