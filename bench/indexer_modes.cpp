@@ -83,8 +83,7 @@ int main(int argc, char** argv) {
               "fp8 vs fp32 | fp8 vs bf16 |\n|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& [dir, data] : cases) {
     const ModelConfig config = load_model_config(dir);
-    Fp8BlockSize block;
-    if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+    const Fp8BlockSize block = config.fp8_block_size();
     const auto sequences = read_sequences(data);
     const int64_t layers = config.num_hidden_layers;
     const int64_t k = config.index_topk;

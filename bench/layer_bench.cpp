@@ -83,8 +83,7 @@ int main(int argc, char** argv) {
   return run_tool("layer_bench", [&]() -> int {
     Arguments a = parse(argc, argv);
     ModelConfig config = load_model_config(a.model);
-    Fp8BlockSize block;
-    if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+    const Fp8BlockSize block = config.fp8_block_size();
     ModelOptions options;
     options.device = parse_device(a.device);
     options.dtype = parse_dtype(a.dtype);

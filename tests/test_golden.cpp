@@ -19,8 +19,7 @@ namespace {
 
 DsaModel open_golden_model(const std::string& name, AttentionPath attention = AttentionPath::Eager) {
   ModelConfig config = load_model_config(golden_dir(name));
-  Fp8BlockSize block;
-  if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+  const Fp8BlockSize block = config.fp8_block_size();
   Checkpoint checkpoint = Checkpoint::open(golden_dir(name), block);
   ModelOptions options;
   options.attention = attention;

@@ -16,8 +16,7 @@ std::vector<at::Device> cpus(std::size_t count) { return std::vector<at::Device>
 
 DsaModel open_model(const std::string& name, ModelOptions options) {
   ModelConfig config = load_model_config(golden_dir(name));
-  Fp8BlockSize block;
-  if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+  const Fp8BlockSize block = config.fp8_block_size();
   return DsaModel(config, Checkpoint::open(golden_dir(name), block), options);
 }
 

@@ -21,8 +21,7 @@ namespace {
 
 DsaModel open_model(const std::string& name) {
   ModelConfig config = load_model_config(golden_dir(name));
-  Fp8BlockSize block;
-  if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+  const Fp8BlockSize block = config.fp8_block_size();
   return DsaModel(config, Checkpoint::open(golden_dir(name), block), ModelOptions{});
 }
 

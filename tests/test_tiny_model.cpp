@@ -37,8 +37,7 @@ std::string tiny_model_dir() { return std::string(INDEXCACHE_FIXTURES_DIR) + "/.
 
 DsaModel open_tiny_model() {
   ModelConfig config = load_model_config(tiny_model_dir());
-  Fp8BlockSize block;
-  if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+  const Fp8BlockSize block = config.fp8_block_size();
   Checkpoint checkpoint = Checkpoint::open(tiny_model_dir(), block);
   ModelOptions options;
   options.attention = AttentionPath::Eager;  // transformers' computation

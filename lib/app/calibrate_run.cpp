@@ -10,6 +10,7 @@
 
 #include "device.h"
 #include "error.h"
+#include "file_system.h"
 #include "evaluate.h"
 #include "greedy_search.h"
 #include "search_journal.h"
@@ -287,9 +288,7 @@ SearchSettings search_settings_from_plan(const LayerPlan& plan) {
 namespace {
 
 nlohmann::json read_config_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "cannot be read");
-  nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json config = nlohmann::json::parse(read_regular_file(path, "config.json"), nullptr, false);
   if (config.is_discarded() || !config.is_object()) throw InputError(path, "is not a JSON object");
   return config;
 }
@@ -330,8 +329,7 @@ Validation validate_plan(const std::string& plan_path, const std::string& model_
     if (config.index_topk != plan.index_topk) {
       mismatch("model.index_topk", std::to_string(plan.index_topk), std::to_string(config.index_topk));
     }
-    Fp8BlockSize block;
-    if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+    const Fp8BlockSize block = config.fp8_block_size();
     std::string difference =
         fingerprint_difference(plan.indexer_tensors, fingerprint_indexer(Checkpoint::open(model_dir, block), config));
     if (!difference.empty()) throw InputError(plan_path, "is for other weights: model.indexer_fingerprint: " + difference);
@@ -352,17 +350,15 @@ ConfigExport export_plan(const LayerPlan& plan, const std::string& format, const
   if (format == "vllm") return {vllm_hf_overrides(plan.pattern) + "\n", {}};
   if (format == "sglang") return {sglang_override_args(plan.pattern) + "\n", {}};
   if (format == "hf-config") {
-    std::string path = (model_dir.empty() ? plan.model_path : model_dir) + "/config.json";
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(path, "cannot be read (needed for --export hf-config; give --model)");
-    std::stringstream text;
-    text << in.rdbuf();
-    ModelConfig config = parse_model_config(text.str(), path);
+    const std::string path = (model_dir.empty() ? plan.model_path : model_dir) + "/config.json";
+    if (!path_exists(path)) throw InputError(path, "not found (--export hf-config needs the model's config.json; give --model)");
+    const std::string text = read_regular_file(path, "config.json");
+    ModelConfig config = parse_model_config(text, path);
     if (config.num_hidden_layers != static_cast<int64_t>(plan.pattern.size())) {
       throw InputError(path, "has " + std::to_string(config.num_hidden_layers) + " layers but the plan's pattern has " +
                                  std::to_string(plan.pattern.size()));
     }
-    return config_with_pattern(text.str(), plan.pattern, plan.model_type, path);
+    return config_with_pattern(text, plan.pattern, plan.model_type, path);
   }
   throw InputError("--export", "\"" + format + "\" is not a format (use vllm, sglang or hf-config)");
 }

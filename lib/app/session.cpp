@@ -60,8 +60,7 @@ Session open_session(const SessionOptions& options) {
   if (file_exists(tokenizer_path)) session.tokenizer = Tokenizer::load(tokenizer_path);
   session.data = load_session_data(session, options);
 
-  Fp8BlockSize block;
-  if (session.config.fp8_block) block = {session.config.fp8_block->first, session.config.fp8_block->second};
+  const Fp8BlockSize block = session.config.fp8_block_size();
   Checkpoint checkpoint = Checkpoint::open(session.model_dir, block);
   check_model_tensors(checkpoint, session.config);
   ModelOptions model_options;

@@ -7,8 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
+
+#include "error.h"
 
 namespace indexcache {
 
@@ -25,6 +31,26 @@ bool is_directory(const std::string& path) {
 bool is_regular_file(const std::string& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+void require_regular_file(const std::string& path, const std::string& what) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) throw InputError(path, "file not found");
+    throw InputError(path, std::string("cannot be read: ") + std::strerror(errno));  // ELOOP, EACCES, ...
+  }
+  if (S_ISDIR(info.st_mode)) throw InputError(path, "is a directory, expected " + what);
+  if (!S_ISREG(info.st_mode)) throw InputError(path, "is not a regular file, expected " + what);
+}
+
+std::string read_regular_file(const std::string& path, const std::string& what) {
+  require_regular_file(path, what);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, std::string("cannot be read: ") + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw InputError(path, "cannot be read: read error");
+  return text.str();
 }
 
 int64_t file_size(const std::string& path) {

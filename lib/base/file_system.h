@@ -14,6 +14,14 @@ bool is_directory(const std::string& path);
 bool is_regular_file(const std::string& path);
 int64_t file_size(const std::string& path);  // -1 when it cannot be read
 
+// Throws InputError unless `path` is a regular file: "PATH: file not found", "PATH: cannot be
+// read: <reason>", "PATH: is a directory, expected <what>" or "PATH: is not a regular file,
+// expected <what>" (a FIFO or device would block the reader or never end). `what` names the
+// file the caller expects, e.g. "a layer plan file".
+void require_regular_file(const std::string& path, const std::string& what);
+// The whole contents of a regular file (require_regular_file's errors, then read errors).
+std::string read_regular_file(const std::string& path, const std::string& what);
+
 // "a/b" from ("a", "b"); keeps an absolute second part as is.
 std::string join_path(const std::string& directory, const std::string& name);
 std::string parent_directory(const std::string& path);  // "." for a bare name

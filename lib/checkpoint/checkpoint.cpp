@@ -42,39 +42,6 @@ bool target_exists(const std::string& path) {
   return ::stat(path.c_str(), &status) == 0;
 }
 
-// Messages are one line; names come from files.
-std::string one_line(const std::string& text) {
-  std::string result = text;
-  for (char& character : result) {
-    if (static_cast<unsigned char>(character) < 0x20 || character == 0x7f) character = ' ';
-  }
-  return result;
-}
-
-// The parser's message without its "[json.exception...]" tag, in printable ASCII (its "last
-// read" excerpt may hold any bytes of the file) and short enough for one line.
-std::string json_error_text(const std::exception& error) {
-  std::string text = error.what();
-  const std::size_t tag_end = text.find("] ");
-  if (text.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) text.erase(0, tag_end + 2);
-  for (char& character : text) {
-    const auto byte = static_cast<unsigned char>(character);
-    if (byte < 0x20 || byte >= 0x7f) character = '?';
-  }
-  constexpr std::size_t kLongest = 200;
-  if (text.size() > kLongest) text = text.substr(0, kLongest) + "...";
-  return text;
-}
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  return text + "]";
-}
-
 int64_t ceil_div(int64_t value, int64_t divisor) { return value / divisor + (value % divisor != 0 ? 1 : 0); }
 
 at::ScalarType stored_scalar_type(DType dtype) {

@@ -9,20 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "model_config.h"
 #include "safetensors.h"
 
 namespace indexcache {
 
-// FP8 block quantization (quantization_config.weight_block_size): a weight [rows, cols] in
-// F8_E4M3 comes with `<name>_scale_inv` in F32 of shape [ceil(rows/block_rows),
-// ceil(cols/block_cols)]; the dequantised value is fp8_value x the scale of its block.
-struct Fp8BlockSize {
-  int64_t rows = 128;
-  int64_t cols = 128;
-};
-
 class Checkpoint {
  public:
+  // FP8 block quantization (Fp8BlockSize, from ModelConfig::fp8_block_size()): a weight
+  // [rows, cols] in F8_E4M3 comes with `<name>_scale_inv` in F32 of shape
+  // [ceil(rows/block_rows), ceil(cols/block_cols)]; the dequantised value is fp8_value x the
+  // scale of its block.
   // Opens `dir`: model.safetensors.index.json when present (every shard it names must exist
   // and every tensor must be in the shard the index says), else model.safetensors.
   // Throws InputError naming the file and the problem.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "error.h"
+#include "safetensors.h"
 
 namespace indexcache {
 
@@ -27,15 +28,6 @@ std::array<float, 256> build_table() {
 }
 
 int64_t ceil_div(int64_t value, int64_t divisor) { return value / divisor + (value % divisor != 0 ? 1 : 0); }
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  return text + "]";
-}
 
 }  // namespace
 
@@ -84,14 +76,14 @@ at::Tensor fp8_apply_block_scales(const at::Tensor& weight, const at::Tensor& sc
                              " must be positive");
   }
   if (weight.dim() != 2) {
-    throw InputError("", "FP8 block scales need a 2-D weight, got shape " + shape_text(weight.sizes()));
+    throw InputError("", "FP8 block scales need a 2-D weight, got shape " + shape_text(weight.sizes().vec()));
   }
   const int64_t rows = weight.size(0);
   const int64_t cols = weight.size(1);
   const std::vector<int64_t> expected = {ceil_div(rows, block_rows), ceil_div(cols, block_cols)};
   if (scale_inv.sizes() != at::IntArrayRef(expected)) {
-    throw InputError("", "scale_inv has shape " + shape_text(scale_inv.sizes()) + " but a weight of shape " +
-                             shape_text(weight.sizes()) + " with " + std::to_string(block_rows) + "x" +
+    throw InputError("", "scale_inv has shape " + shape_text(scale_inv.sizes().vec()) + " but a weight of shape " +
+                             shape_text(weight.sizes().vec()) + " with " + std::to_string(block_rows) + "x" +
                              std::to_string(block_cols) + " blocks needs " + shape_text(expected));
   }
   // Spread each block's scale over its block, then cut the padded edge blocks back to the

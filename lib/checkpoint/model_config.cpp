@@ -207,7 +207,7 @@ std::vector<bool> read_layer_kinds(const FieldReader& fields, int64_t layers) {
   return is_moe;
 }
 
-std::optional<std::pair<int64_t, int64_t>> read_fp8_block(const FieldReader& fields) {
+std::optional<Fp8BlockSize> read_fp8_block(const FieldReader& fields) {
   if (!fields.has("quantization_config")) return std::nullopt;
   FieldReader quant(fields.object("quantization_config"), fields.where());
   std::string method = quant.string("quant_method", "");
@@ -216,7 +216,7 @@ std::optional<std::pair<int64_t, int64_t>> read_fp8_block(const FieldReader& fie
   }
   std::string format = quant.string("fmt", "e4m3");
   if (format != "e4m3") fields.fail("quantization_config.fmt", "\"" + format + "\" is not supported (supported: e4m3)");
-  std::pair<int64_t, int64_t> block{128, 128};
+  Fp8BlockSize block;
   if (quant.has("weight_block_size")) {
     const json& sizes = fields.object("quantization_config").at("weight_block_size");
     if (!sizes.is_array() || sizes.size() != 2 || !sizes[0].is_number_integer() || !sizes[1].is_number_integer() ||

@@ -12,6 +12,12 @@ namespace indexcache {
 
 enum class ModelType { DeepseekV32, GlmMoeDsa };
 
+// Rows x columns of weights that share one FP8 scale (quantization_config.weight_block_size).
+struct Fp8BlockSize {
+  int64_t rows = 128;
+  int64_t cols = 128;
+};
+
 // How the indexer lays out its rotary dimensions: deepseek_v32 rotates the two halves
 // (x[:d/2], x[d/2:]), glm_moe_dsa rotates interleaved pairs (x[2i], x[2i+1]). The main MLA
 // attention is interleaved in both.
@@ -72,7 +78,10 @@ struct ModelConfig {
   RopeParameters rope;
 
   // FP8 block size from quantization_config.weight_block_size, when the checkpoint is FP8.
-  std::optional<std::pair<int64_t, int64_t>> fp8_block;
+  std::optional<Fp8BlockSize> fp8_block;
+  // The one place the block size for Checkpoint::open comes from: the config's, else the
+  // released checkpoints' 128 x 128 (only used if FP8 tensors turn up without a config entry).
+  Fp8BlockSize fp8_block_size() const { return fp8_block.value_or(Fp8BlockSize{}); }
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   RopeLayout indexer_rope_layout() const {

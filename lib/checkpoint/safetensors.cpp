@@ -28,40 +28,6 @@ using Json = nlohmann::json;
 // length field, and refusing it early avoids parsing gigabytes of tensor data as JSON.
 constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;
 
-// Error messages are one line: names and parser messages come from the file and may hold
-// control characters (a JSON "\n" escape in a tensor name, say).
-std::string one_line(const std::string& text) {
-  std::string result = text;
-  for (char& character : result) {
-    if (static_cast<unsigned char>(character) < 0x20 || character == 0x7f) character = ' ';
-  }
-  return result;
-}
-
-// The parser's message without its "[json.exception...]" tag, in printable ASCII (its "last
-// read" excerpt may hold any bytes of the file) and short enough for one line.
-std::string json_error_text(const std::exception& error) {
-  std::string text = error.what();
-  const std::size_t tag_end = text.find("] ");
-  if (text.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) text.erase(0, tag_end + 2);
-  for (char& character : text) {
-    const auto byte = static_cast<unsigned char>(character);
-    if (byte < 0x20 || byte >= 0x7f) character = '?';
-  }
-  constexpr std::size_t kLongest = 200;
-  if (text.size() > kLongest) text = text.substr(0, kLongest) + "...";
-  return text;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  return text + "]";
-}
-
 std::optional<DType> dtype_from_name(const std::string& name) {
   if (name == "F32") return DType::F32;
   if (name == "BF16") return DType::BF16;
@@ -273,6 +239,15 @@ Json parse_header_json(const std::string& path, const char* header, uint64_t siz
 }
 
 }  // namespace
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {

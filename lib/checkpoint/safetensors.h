@@ -66,4 +66,7 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// "[2, 3]": a shape as messages print it.
+std::string shape_text(const std::vector<int64_t>& shape);
+
 }  // namespace indexcache

@@ -56,21 +56,12 @@ using Json = nlohmann::json;
 // Reading files
 // ---------------------------------------------------------------------------------------------
 
-void require_regular_file(const std::string& path) {
-  struct stat status {};
-  if (::stat(path.c_str(), &status) != 0) {
-    if (errno == ENOENT) throw InputError(path, "file not found");
-    throw InputError(path, std::string("cannot be read: ") + std::strerror(errno));  // ELOOP, EACCES, ...
-  }
-  if (is_directory(path)) throw InputError(path, "is a directory, expected a data file");
-  if (!is_regular_file(path)) throw InputError(path, "is not a regular file");
-}
 
 // A file read in chunks, each chunk added to the file's SHA-256 as it passes.
 class ChunkReader {
  public:
   explicit ChunkReader(std::string path) : path_(std::move(path)), buffer_(1 << 20) {
-    require_regular_file(path_);
+    require_regular_file(path_, "a data file");
     file_.reset(std::fopen(path_.c_str(), "rb"));
     if (!file_) throw InputError(path_, std::string("cannot open: ") + std::strerror(errno));
   }
@@ -434,7 +425,7 @@ DataSource file_source(const std::string& spec, const std::string& path, double 
     throw InputError(path, "unsupported data file: expected .jsonl, .txt, a .yaml/.yml mix or a "
                            "bundled set name (" + names + ")");
   }
-  require_regular_file(path);
+  require_regular_file(path, "a data file");
   return source;
 }
 
@@ -536,7 +527,7 @@ int64_t positive_integer(const YAML::Node& node, const std::string& path, const 
 }
 
 YAML::Node load_yaml(const std::string& path) {
-  require_regular_file(path);
+  require_regular_file(path, "a data file");
   try {
     return YAML::LoadFile(path);
   } catch (const YAML::Exception& error) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "error.h"
+#include "file_system.h"
 #include "layer_pattern.h"
 #include "yaml_writer.h"
 
@@ -357,26 +358,13 @@ void check_pattern_fields(const PlanReader& r, const YAML::Node& root, const Lay
   if (r.integer(root, "", "total") != plan.num_hidden_layers) r.fail("total", "does not match model.num_hidden_layers");
 }
 
-// The plan's text. Only a regular file is opened: a FIFO would block the reader forever.
-std::string read_plan_text(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) throw InputError(path, std::string("cannot be read: ") + std::strerror(errno));
-  if (S_ISDIR(info.st_mode)) throw InputError(path, "is a directory, expected a layer plan file");
-  if (!S_ISREG(info.st_mode)) throw InputError(path, "is not a regular file, expected a layer plan file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, std::string("cannot be read: ") + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
 
 LayerPlan read_plan(const std::string& path) {
   PlanReader r(path);
   YAML::Node root;
   try {
-    root = YAML::Load(read_plan_text(path));
+    root = YAML::Load(read_regular_file(path, "a layer plan file"));
   } catch (const YAML::Exception& error) {
     throw InputError(path, "is not valid YAML: line " + std::to_string(error.mark.line + 1) + ": " + error.msg);
   }

@@ -14,6 +14,7 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "file_system.h"
 
 namespace indexcache {
 namespace {
@@ -81,20 +82,10 @@ void check_replay(const std::vector<SearchStep>& steps, int64_t layers, int64_t 
   }
 }
 
-// The journal's text; only a regular file is opened (a FIFO would block the reader forever).
+// The journal's text, with a message for the common mistake of resuming a search that never ran.
 std::string read_journal_text(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    if (errno == ENOENT) throw InputError(path, "no journal to resume from (was the search started with this --out?)");
-    throw InputError(path, std::string("cannot read the journal: ") + std::strerror(errno));
-  }
-  if (S_ISDIR(info.st_mode)) throw InputError(path, "is a directory, expected a search journal");
-  if (!S_ISREG(info.st_mode)) throw InputError(path, "is not a regular file, expected a search journal");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, std::string("cannot read the journal: ") + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  if (!path_exists(path)) throw InputError(path, "no journal to resume from (was the search started with this --out?)");
+  return read_regular_file(path, "a search journal");
 }
 
 // Test-only fault injection: with INDEXCACHE_TEST_JOURNAL_DELAY_MS=N set, each journal write

@@ -29,6 +29,7 @@
 
 #include "bpe.h"
 #include "error.h"
+#include "file_system.h"
 #include "pretokenizer.h"
 #include "tokenizer_added_tokens.h"
 #include "tokenizer_json.h"
@@ -292,21 +293,6 @@ void add_post_processor(const JsonNode& node, std::optional<std::vector<Template
   }
 }
 
-std::string read_file(const std::string& path) {
-  struct stat status {};
-  if (::stat(path.c_str(), &status) != 0) {
-    throw InputError(path, std::string("cannot open the tokenizer file: ") + std::strerror(errno));
-  }
-  if (S_ISDIR(status.st_mode)) throw InputError(path, "is a directory, expected tokenizer.json");
-  // A FIFO or device would block or never end; only regular files are read.
-  if (!S_ISREG(status.st_mode)) throw InputError(path, "is not a regular file, expected tokenizer.json");
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream) throw InputError(path, std::string("cannot open the tokenizer file: ") + std::strerror(errno));
-  std::ostringstream contents;
-  contents << stream.rdbuf();
-  if (!stream && !stream.eof()) throw InputError(path, "cannot read the tokenizer file");
-  return contents.str();
-}
 
 }  // namespace
 
@@ -379,7 +365,7 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::string& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_regular_file(path, "tokenizer.json");
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(text);

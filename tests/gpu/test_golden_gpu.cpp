@@ -16,8 +16,7 @@ namespace {
 DsaModel open_on(const std::string& name, at::Device device, at::ScalarType dtype,
                  AttentionPath attention = AttentionPath::Auto) {
   ModelConfig config = load_model_config(golden_dir(name));
-  Fp8BlockSize block;
-  if (config.fp8_block) block = {config.fp8_block->first, config.fp8_block->second};
+  const Fp8BlockSize block = config.fp8_block_size();
   ModelOptions options;
   options.device = device;
   options.dtype = dtype;
