@@ -14,7 +14,7 @@ and `expected.json`:
   - the all-F (baseline) loss and the losses of several F/S patterns, where an S layer reuses the
     top-k indices of the nearest F layer before it (the indexer is patched for deepseek_v32;
     glm_moe_dsa is also run through transformers' own `index_topk_pattern` and both must agree),
-  - the cross-layer overlap matrix (DESIGN.md definition),
+  - the cross-layer overlap matrix (docs/ARCHITECTURE.md "Overlap"),
   - the greedy trajectory of Algorithm 1 down to one F layer,
   - margins: the smallest gap between the k-th and (k+1)-th indexer score, between the chosen and
     the next expert in the router, and between the best and second-best greedy candidate, so a

@@ -67,7 +67,7 @@ TEST_CASE("a search writes a plan that reads back, is byte-stable and matches th
     CHECK(plan.trajectory[i].removed == trajectory[i]["removed"].get<int64_t>());
     CHECK(relative_error(plan.trajectory[i].loss, trajectory[i]["loss"].get<double>()) <= 1e-5);
   }
-  CHECK(plan.pattern == trajectory[3]["pattern"].get<std::string>());
+  CHECK(plan.pattern.text() == trajectory[3]["pattern"].get<std::string>());
   CHECK(plan.kept() == 2);
   CHECK(plan.full_layers() == std::vector<int64_t>{0, 5});
   CHECK(plan.model_type == "deepseek_v32");
@@ -78,8 +78,8 @@ TEST_CASE("a search writes a plan that reads back, is byte-stable and matches th
   // Both uniform references with 2 F layers: index_topk_freq=5 gives layers 0 and 1.
   REQUIRE(plan.uniform.size() == 2);
   CHECK(plan.uniform[0].name == "index_topk_freq=5");
-  CHECK(plan.uniform[0].pattern == "FFSSSS");
-  CHECK(plan.uniform[1].pattern == "FSSFSS");
+  CHECK(plan.uniform[0].pattern.text() == "FFSSSS");
+  CHECK(plan.uniform[1].pattern.text() == "FSSFSS");
 }
 
 TEST_CASE("exports carry the pattern in the form each engine reads", "[plan]") {
@@ -91,12 +91,12 @@ TEST_CASE("exports carry the pattern in the form each engine reads", "[plan]") {
   REQUIRE(vllm.status == 0);
   nlohmann::json v = nlohmann::json::parse(vllm.out);
   CHECK(v["use_index_cache"] == true);
-  CHECK(v["index_topk_pattern"] == plan.pattern);
-  CHECK(vllm.out == "{\"use_index_cache\": true, \"index_topk_pattern\": \"" + plan.pattern + "\"}\n");
+  CHECK(v["index_topk_pattern"] == plan.pattern.text());
+  CHECK(vllm.out == "{\"use_index_cache\": true, \"index_topk_pattern\": \"" + plan.pattern.text() + "\"}\n");
 
   ToolResult sglang = run_tool("indexcache-calibrate", {"--plan", ws.file("p.yaml"), "--export", "sglang"});
   REQUIRE(sglang.status == 0);
-  CHECK(nlohmann::json::parse(sglang.out)["index_topk_pattern"] == plan.pattern);
+  CHECK(nlohmann::json::parse(sglang.out)["index_topk_pattern"] == plan.pattern.text());
 
   ToolResult hf = run_tool("indexcache-calibrate",
                            {"--plan", ws.file("p.yaml"), "--export", "hf-config", "--export-out", ws.file("config.json")});
@@ -104,8 +104,8 @@ TEST_CASE("exports carry the pattern in the form each engine reads", "[plan]") {
   std::string exported = read_text(ws.file("config.json"));
   ModelConfig config = parse_model_config(exported, "exported");  // still a valid DSA config
   nlohmann::json json = nlohmann::json::parse(exported);
-  CHECK(json["index_topk_pattern"] == plan.pattern);
-  CHECK(static_cast<int64_t>(plan.pattern.size()) == config.num_hidden_layers);
+  CHECK(json["index_topk_pattern"] == plan.pattern.text());
+  CHECK(plan.pattern.layers() == config.num_hidden_layers);
   CHECK(json["hidden_size"] == 64);
 }
 

@@ -54,7 +54,7 @@ json merged(json config, const std::string& overrides) {
 
 TEST_CASE("every export makes every engine run the plan's pattern on a GLM config", "[serving]") {
   ServedModel glm("glm_dsa");
-  const std::string pattern = glm.plan.pattern;
+  const std::string pattern = glm.plan.pattern.text();
   REQUIRE(pattern != "FFFFFF");
   const json original = glm.config();
 
@@ -109,7 +109,7 @@ TEST_CASE("a DeepSeek-V3.2 export says that transformers does not read the patte
   REQUIRE(hf.status == 0);
   CHECK(hf.err.find("note: transformers' deepseek_v32 model does not read index_topk_pattern or indexer_types") !=
         std::string::npos);
-  CHECK(json::parse(hf.out)["index_topk_pattern"] == v32.plan.pattern);  // vLLM and SGLang still read it
+  CHECK(json::parse(hf.out)["index_topk_pattern"] == v32.plan.pattern.text());  // vLLM and SGLang still read it
   const std::string plan_text = read_text(v32.plan_path);
   CHECK(plan_text.find("transformers_config: \"not applied: transformers' deepseek_v32 model runs every indexer") !=
         std::string::npos);

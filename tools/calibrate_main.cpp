@@ -9,13 +9,13 @@
 #include "atomic_file.h"
 #include "calibrate_run.h"
 #include "error.h"
+#include "options.h"
 #include "pattern_evaluation.h"
 #include "progress.h"
 #include "search_report.h"
 #include "report_output_dir.h"
 #include "search_journal.h"
 #include "session.h"
-#include "tool_main.h"
 
 using namespace indexcache;
 
@@ -38,50 +38,24 @@ const char* kDescription =
     "Exit status: 0 done, 1 --check found drift or --validate found a model config.json whose own pattern fields\n"
     "would make an engine run another pattern, 2 bad input (one-line message, nothing written).\n";
 
-struct Arguments {
-  SessionOptions session;
+// The shared options (model, data, device, --json, --quiet: options.h) and the calibration's own.
+struct Arguments : CommonArguments {
   SearchSettings search;
   std::vector<std::string> eval_patterns;
   std::string out_path = "indexcache-plan.yaml";
-  std::string json_path;
   std::string pp_stages_text;
   std::string check_path, validate_path, plan_path;
   std::string export_format, export_out;
   bool resume = false;
-  bool quiet = false;
   bool no_prefix_reuse = false;
   std::string report_dir;
   bool no_report = false;
 };
 
 void add_options(CLI::App& app, Arguments& a) {
-  app.add_option("--model", a.session.model_dir, "Checkpoint directory (default: the bundled tiny DSA model)");
-  app.add_option("--data", a.session.data_specs,
-                 "Calibration data: .jsonl ({\"text\"} or {\"input_ids\"} records) or .txt files, bundled set names, "
-                 "or one YAML mix (default: the bundled mix configs/mix-default.yaml)");
-  app.add_option("--seq-len", a.session.seq_len, "Tokens per packed sequence for text data (default: the mix's, else 1024)");
-  app.add_option("--num-samples", a.session.num_samples, "Number of calibration sequences (default: all the data gives)");
-  app.add_option("--seed", a.session.seed, "Sampling seed (default: 0)");
-  app.add_option("--split", a.session.split,
-                 "Split of the bundled data sets: calibration or heldout (default: calibration)");
-  app.add_option("--device", a.session.device, "cpu, cuda or cuda:N (default: cpu)");
-  app.add_option("--devices", a.session.devices,
-                 "Place contiguous layer ranges on several GPUs of this host, e.g. cuda:0,cuda:1 (balanced by weight bytes)");
-  app.add_flag("--offload", a.session.offload,
-               "Stream layer weights from host memory (the next layer loads on a side stream while the current one "
-               "runs) instead of keeping them on the device; the search then runs each layer for many forwards at "
-               "once (up to 25% of the GPU's free memory of activations), so a layer is loaded once per step");
   app.add_option("--prefix-cache-gb", a.search.prefix_cache_gib,
                  "Device memory for the search's cached hidden states, in GiB; the rest goes to pinned host memory "
                  "(default: 30% of the GPU's free memory; unlimited on the CPU)");
-  app.add_option("--attention", a.session.attention,
-                 "Attention path: auto (sparse when tokens > 4 x index_topk, else fused for bf16 on a GPU, else "
-                 "eager), eager (transformers' computation), sparse (gathers only the selected keys) or fused "
-                 "(eager's masked attention in PyTorch's fused kernel; libtorch >= 2.0)");
-  app.add_option("--dtype", a.session.dtype, "Compute dtype fp32 or bf16 (default: fp32 on cpu, bf16 on cuda)");
-  app.add_option("--indexer-precision", a.session.indexer_precision,
-                 "Indexer q/k precision: model (as transformers: the compute dtype), fp32, bf16, or fp8 "
-                 "(e4m3 with per-token scales, as serving engines use) (default: model)");
   app.add_option("--keep", a.search.keep_fraction, "Fraction of indexers to keep: N = max(1, round(FRACTION x layers))");
   app.add_option("--keep-layers", a.search.keep_layers, "Number of indexers (F layers) to keep");
   app.add_option("--max-loss-increase", a.search.max_loss_increase,
@@ -91,7 +65,6 @@ void add_options(CLI::App& app, Arguments& a) {
   app.add_option("--out", a.out_path, "Layer plan to write (default: indexcache-plan.yaml); journal: <out>.journal");
   app.add_flag("--resume", a.resume, "Continue an interrupted search from <out>.journal");
   app.add_option("--eval", a.eval_patterns, "Evaluate these F/S patterns (and the all-F baseline) instead of searching");
-  app.add_option("--json", a.json_path, "Also write machine-readable results (JSON) to this file");
   app.add_option("--check", a.check_path, "Regenerate PLAN with its recorded settings; exit 1 with a diff if it drifted");
   app.add_option("--validate", a.validate_path, "Check a plan file (with --model: against the weights)");
   app.add_option("--plan", a.plan_path, "An existing plan, for --export");
@@ -99,7 +72,6 @@ void add_options(CLI::App& app, Arguments& a) {
                  "indexer_types and index_topk_pattern; index_topk_freq/offset removed when they say otherwise)");
   app.add_option("--export-out", a.export_out, "Write the --export output to this file instead of stdout");
   app.add_flag("--no-prefix-reuse", a.no_prefix_reuse, "Evaluate every candidate from layer 0 (for comparison)");
-  app.add_flag("--quiet", a.quiet, "No progress on stderr");
   app.add_option("--report-dir", a.report_dir,
                  "Folder for the search report: report.html, SVGs, report.json (default: <plan stem>-report next to "
                  "the plan)");
@@ -152,7 +124,7 @@ int run_search_command(Arguments& a) {
   if (!a.json_path.empty()) {
     nlohmann::ordered_json result = session_json(session);
     result["plan"] = a.out_path;
-    result["pattern"] = plan.pattern;
+    result["pattern"] = plan.pattern.text();
     result["baseline_loss"] = plan.baseline_loss;
     result["final_loss"] = plan.final_loss;
     result["search"] = details;
@@ -182,7 +154,7 @@ int run_check(Arguments& a) {
   std::string difference = fingerprint_difference(recorded.indexer_tensors, regenerated.indexer_tensors);
   if (!difference.empty()) std::printf("note: the model's indexer weights changed since the plan: %s\n", difference.c_str());
   if (regenerated.pattern == recorded.pattern) {
-    std::printf("up to date: %s (%s, loss %.6f now, %.6f in the plan)\n", a.check_path.c_str(), recorded.pattern.c_str(),
+    std::printf("up to date: %s (%s, loss %.6f now, %.6f in the plan)\n", a.check_path.c_str(), recorded.pattern.text().c_str(),
                 regenerated.final_loss, recorded.final_loss);
     return 0;
   }
@@ -239,20 +211,12 @@ int dispatch(Arguments& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_tool("indexcache-calibrate", [&]() -> int {
-    CLI::App app{kDescription};
-    app.get_formatter()->column_width(30);
-    Arguments arguments;
-    add_options(app, arguments);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-      std::printf("%s", app.help().c_str());
-      return 0;
-    } catch (const CLI::ParseError& error) {
-      throw InputError("command line", first_line(error.what()));
-    }
-    arguments.search.prefix_reuse = !arguments.no_prefix_reuse;
-    return dispatch(arguments);
-  });
+  Arguments arguments;
+  ToolCommandLine tool{"indexcache-calibrate", kDescription, kCalibrateTool, &arguments,
+                       [&](CLI::App& app) { add_options(app, arguments); },
+                       [&](const CLI::App&) {
+                         arguments.search.prefix_reuse = !arguments.no_prefix_reuse;
+                         return dispatch(arguments);
+                       }};
+  return run_command_line(tool, argc, argv);
 }

@@ -1,5 +1,5 @@
 // indexcache-overlap: the all-F forward over calibration data and the cross-layer overlap of
-// the indexer's top-k selections (DESIGN.md "Overlap"), per calibration domain and for all data,
+// the indexer's top-k selections (docs/ARCHITECTURE.md "Overlap"), per calibration domain and for all data,
 // as JSON, CSV, SVG heatmaps and one self-contained HTML report.
 #include <CLI/CLI.hpp>
 
@@ -9,13 +9,13 @@
 #include "error.h"
 #include "file_system.h"
 #include "model_config.h"
+#include "options.h"
 #include "overlap_run.h"
 #include "pattern_evaluation.h"
 #include "progress.h"
 #include "report_output_dir.h"
 #include "report_overlap.h"
 #include "session.h"
-#include "tool_main.h"
 
 using namespace indexcache;
 
@@ -36,31 +36,15 @@ const char* kDescription =
     "  indexcache-overlap --model DIR --data my.jsonl --json overlap.json   # JSON only\n\n"
     "Exit status: 0 done, 2 bad input (one-line message, nothing written).\n";
 
-struct Arguments {
-  SessionOptions session;
+// The shared options (model, data, device, --json, --quiet: options.h) and the overlap's own.
+struct Arguments : CommonArguments {
   OverlapOptions overlap;
   std::string layers_text;
   std::string out_dir;
-  std::string json_path;
-  bool quiet = false;
   bool max_queries_given = false;
 };
 
 void add_options(CLI::App& app, Arguments& a) {
-  app.add_option("--model", a.session.model_dir, "Checkpoint directory (default: the bundled tiny model)");
-  app.add_option("--data", a.session.data_specs,
-                 "Calibration data: .jsonl/.txt files, bundled set names, or a YAML mix (default: the bundled mix); "
-                 "each file or set is a domain");
-  app.add_option("--seq-len", a.session.seq_len, "Tokens per packed sequence for text data (default: the mix's, else 1024)");
-  app.add_option("--num-samples", a.session.num_samples, "Number of sequences to use (default: all)");
-  app.add_option("--seed", a.session.seed, "Sampling seed")->capture_default_str();
-  app.add_option("--split", a.session.split,
-                 "Split of the bundled data sets: calibration or heldout (default: calibration)");
-  app.add_option("--device", a.session.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--dtype", a.session.dtype, "fp32 or bf16 (default: fp32 on cpu, bf16 on cuda)");
-  app.add_option("--indexer-precision", a.session.indexer_precision,
-                 "Indexer q/k precision: model (as transformers), fp32, bf16 or fp8")
-      ->capture_default_str();
   app.add_option("--query-stride", a.overlap.query_stride, "Measure every N-th query position (N >= 1)")
       ->capture_default_str();
   app.add_option("--max-queries", a.overlap.max_queries,
@@ -72,8 +56,6 @@ void add_options(CLI::App& app, Arguments& a) {
   app.add_option("--out-dir", a.out_dir,
                  "Folder for overlap.json, CSV, SVG and report.html (default: indexcache-overlap; with only --json "
                  "given, no folder is written)");
-  app.add_option("--json", a.json_path, "Also write overlap.json's contents to this file");
-  app.add_flag("--quiet", a.quiet, "No progress on stderr");
 }
 
 int run(Arguments& a) {
@@ -107,20 +89,12 @@ int run(Arguments& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_tool("indexcache-overlap", [&]() -> int {
-    CLI::App app{kDescription};
-    app.get_formatter()->column_width(34);
-    Arguments arguments;
-    add_options(app, arguments);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-      std::printf("%s", app.help().c_str());
-      return 0;
-    } catch (const CLI::ParseError& error) {
-      throw InputError("command line", first_line(error.what()));
-    }
-    arguments.max_queries_given = app.count("--max-queries") > 0;
-    return run(arguments);
-  });
+  Arguments arguments;
+  ToolCommandLine tool{"indexcache-overlap", kDescription, kOverlapTool, &arguments,
+                       [&](CLI::App& app) { add_options(app, arguments); },
+                       [&](const CLI::App& app) {
+                         arguments.max_queries_given = app.count("--max-queries") > 0;
+                         return run(arguments);
+                       }};
+  return run_command_line(tool, argc, argv);
 }

@@ -103,7 +103,7 @@ std::vector<UniformPattern> evaluate_uniform_patterns(Session& session, int64_t 
   for (const auto& [name, pattern] : patterns) {
     auto report = [&](int64_t done, int64_t total) { progress.update("uniform " + name, done, total, "sequences"); };
     double loss = evaluate_pattern(*session.model, session.data.sequences, pattern, false, report).loss;
-    result.push_back({name, pattern.text(), loss});
+    result.push_back({name, pattern, loss});
   }
   return result;
 }
@@ -141,7 +141,7 @@ void fill_calibration_fields(LayerPlan& plan, const Session& session, const Sess
 nlohmann::json step_details(const SearchStep& step) {
   nlohmann::json candidates = nlohmann::json::array();
   for (const CandidateLoss& c : step.candidates) candidates.push_back({{"layer", c.layer}, {"loss", c.loss}});
-  return {{"removed", step.removed}, {"loss", step.loss}, {"pattern", step.pattern}, {"candidates", candidates}};
+  return {{"removed", step.removed}, {"loss", step.loss}, {"pattern", step.pattern.text()}, {"candidates", candidates}};
 }
 
 }  // namespace
@@ -203,7 +203,7 @@ LayerPlan run_search(Session& session, const SessionOptions& options, const Sear
   plan.final_loss = result.final_loss;
   plan.trajectory = result.trajectory;
   plan.stopped_at = result.stopped_at;
-  plan.uniform = evaluate_uniform_patterns(session, LayerPattern::parse(plan.pattern, layers, "search").kept(), progress);
+  plan.uniform = evaluate_uniform_patterns(session, plan.pattern.kept(), progress);
   plan.layer_forwards = result.layer_forwards;
   plan.naive_layer_forwards = result.naive_layer_forwards;
   plan.tool_version = INDEXCACHE_VERSION;
@@ -220,7 +220,10 @@ LayerPlan run_search(Session& session, const SessionOptions& options, const Sear
   return plan;
 }
 
-std::string pattern_diff(const std::string& expected, const std::string& actual) {
+std::string pattern_diff(const LayerPattern& expected_pattern, const LayerPattern& actual_pattern) {
+  // Character by character: the diff shows the two patterns as a user reads them.
+  const std::string& expected = expected_pattern.text();
+  const std::string& actual = actual_pattern.text();
   std::string markers, to_s, to_f;
   for (std::size_t i = 0; i < std::max(expected.size(), actual.size()); ++i) {
     char a = i < expected.size() ? expected[i] : ' ';
@@ -238,7 +241,7 @@ std::string pattern_diff(const std::string& expected, const std::string& actual)
 std::string plan_summary(const LayerPlan& plan) {
   char line[512];
   std::string text;
-  std::snprintf(line, sizeof line, "pattern   %s\nkept      %lld of %lld indexers (stop rule: %s)\n", plan.pattern.c_str(),
+  std::snprintf(line, sizeof line, "pattern   %s\nkept      %lld of %lld indexers (stop rule: %s)\n", plan.pattern.text().c_str(),
                 static_cast<long long>(plan.kept()), static_cast<long long>(plan.num_hidden_layers),
                 plan.stop_rule.c_str());
   text += line;
@@ -300,7 +303,7 @@ void check_config_pattern(const LayerPlan& plan, const std::string& config_path,
       config_conflicts(read_config_json(config_path), plan.pattern, plan.model_type, config_path);
   if (!conflicts.empty()) {
     result.warnings.push_back(config_path + " states a pattern of its own, which these engines run instead of the plan's " +
-                              plan.pattern + " unless told otherwise:");
+                              plan.pattern.text() + " unless told otherwise:");
     for (const std::string& line : conflicts) result.warnings.push_back("  " + line);
     result.warnings.push_back("  apply the plan with --export hf-config (it states the pattern in every form) or with "
                               "--export vllm / sglang (their overrides take precedence over these fields)");
@@ -354,9 +357,9 @@ ConfigExport export_plan(const LayerPlan& plan, const std::string& format, const
     if (!path_exists(path)) throw InputError(path, "not found (--export hf-config needs the model's config.json; give --model)");
     const std::string text = read_regular_file(path, "config.json");
     ModelConfig config = parse_model_config(text, path);
-    if (config.num_hidden_layers != static_cast<int64_t>(plan.pattern.size())) {
+    if (config.num_hidden_layers != plan.pattern.layers()) {
       throw InputError(path, "has " + std::to_string(config.num_hidden_layers) + " layers but the plan's pattern has " +
-                                 std::to_string(plan.pattern.size()));
+                                 std::to_string(plan.pattern.layers()));
     }
     return config_with_pattern(text, plan.pattern, plan.model_type, path);
   }

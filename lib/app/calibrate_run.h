@@ -51,7 +51,7 @@ std::vector<UniformPattern> evaluate_uniform_patterns(Session& session, int64_t 
 
 // Expected vs actual pattern, with a marker line under differing layers and the layers that
 // changed in each direction.
-std::string pattern_diff(const std::string& expected, const std::string& actual);
+std::string pattern_diff(const LayerPattern& expected, const LayerPattern& actual);
 
 // A short human summary of a plan for the terminal.
 std::string plan_summary(const LayerPlan& plan);

@@ -68,13 +68,12 @@ struct Sums {
 
 }  // namespace
 
-DomainLossReport evaluate_domain_losses(Session& session, const SessionOptions& options, const std::string& pattern,
+DomainLossReport evaluate_domain_losses(Session& session, const SessionOptions& options, const LayerPattern& plan,
                                         Progress& progress) {
   EvaluationData evaluation = held_out_or_calibration(session, options);
   const CalibrationSet& data = evaluation.data;
   const int64_t layers = session.config.num_hidden_layers;
   const LayerPattern all_full = LayerPattern::all_full(layers);
-  const LayerPattern plan = LayerPattern::parse(pattern, layers, "plan");
 
   std::vector<std::string> names;
   std::vector<Sums> sums;

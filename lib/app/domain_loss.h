@@ -4,13 +4,14 @@
 
 #include <string>
 
+#include "layer_pattern.h"
 #include "progress.h"
 #include "report_domain_loss.h"
 #include "session.h"
 
 namespace indexcache {
 
-DomainLossReport evaluate_domain_losses(Session& session, const SessionOptions& options, const std::string& pattern,
+DomainLossReport evaluate_domain_losses(Session& session, const SessionOptions& options, const LayerPattern& plan,
                                         Progress& progress);
 
 }  // namespace indexcache

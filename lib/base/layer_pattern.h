@@ -10,6 +10,9 @@ namespace indexcache {
 
 class LayerPattern {
  public:
+  // No layers: a placeholder until a real pattern is assigned (structs that carry a pattern are
+  // default-constructible).
+  LayerPattern() = default;
   // Checks length == layers, only 'F'/'S', first layer F. `where` names the source in errors
   // (e.g. "--eval" or a plan file).
   static LayerPattern parse(const std::string& text, int64_t layers, const std::string& where);

@@ -1,10 +1,12 @@
-// One committed step of the greedy search. Kept apart from greedy_search.h so that readers of
-// plans and journals (and their fuzz targets) need no libtorch headers.
+// One committed step of the greedy search. In the base wing because the search (which makes
+// it), the journal, the plan and the report all carry it, and none of them needs libtorch for it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "layer_pattern.h"
 
 namespace indexcache {
 
@@ -16,7 +18,7 @@ struct CandidateLoss {
 struct SearchStep {
   int64_t removed = 0;  // the layer turned into S
   double loss = 0.0;    // calibration loss after the step
-  std::string pattern;  // pattern after the step
+  LayerPattern pattern;  // pattern after the step
   std::vector<CandidateLoss> candidates;  // every candidate tried at this step, by layer
 };
 

@@ -1,4 +1,4 @@
-// Calibration data in (see calibration_data.h and DESIGN.md "Calibration data"): files, bundled
+// Calibration data in (see calibration_data.h and docs/ARCHITECTURE.md "Calibration data"): files, bundled
 // sets and YAML mixes are read, text is tokenized and packed, and sequences are sampled.
 //
 // Behaviour worth knowing when reading the data:

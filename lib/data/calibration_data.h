@@ -1,6 +1,6 @@
 // Calibration data in: files (.jsonl with "text" or "input_ids" records, .txt), bundled set
 // names (calibration_data/<name>/), and YAML mixes (configs/*.yaml), turned into the packed
-// token sequences that the model evaluates. See DESIGN.md "Calibration data".
+// token sequences that the model evaluates. See docs/ARCHITECTURE.md "Calibration data".
 #pragma once
 
 #include <cstdint>

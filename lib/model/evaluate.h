@@ -1,5 +1,5 @@
 // Calibration loss of a layer pattern: every sequence through the model with S layers reusing
-// the nearest earlier F layer's selection (DESIGN.md "Pattern semantics", "Calibration loss").
+// the nearest earlier F layer's selection (docs/ARCHITECTURE.md "Pattern semantics", "Calibration loss").
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,6 +9,7 @@
 
 #include "layer_pattern.h"
 #include "model.h"
+#include "sequence_forward.h"
 
 namespace indexcache {
 
@@ -36,11 +37,5 @@ SequenceEvaluation evaluate_sequence(DsaModel& model, const std::vector<int64_t>
 PatternEvaluation evaluate_pattern(DsaModel& model, const std::vector<std::vector<int64_t>>& sequences,
                                    const LayerPattern& pattern, bool capture_topk,
                                    const SequenceProgress& progress = {});
-
-// Throws when `hidden` holds NaN or Inf ("layer L, calibration sequence S").
-void check_finite(const at::Tensor& hidden, int64_t layer, int64_t sequence_index);
-// Throws when a sequence's summed NLL is NaN or Inf (finite activations, overflowing logits):
-// a loss like that must never reach the search or a plan.
-void check_finite_loss(double nll_sum, int64_t sequence_index);
 
 }  // namespace indexcache

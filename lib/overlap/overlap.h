@@ -1,4 +1,4 @@
-// Cross-layer overlap of top-k selections (DESIGN.md "Overlap"): for layers a, b and each query
+// Cross-layer overlap of top-k selections (docs/ARCHITECTURE.md "Overlap"): for layers a, b and each query
 // t with t + 1 > k, |A_t ∩ B_t| / k; the matrix entry is the mean over all measured
 // (sequence, t). Rows with t + 1 <= k select everything and are not measured.
 #pragma once

@@ -19,24 +19,14 @@
 
 namespace indexcache {
 
-std::vector<int64_t> LayerPlan::full_layers() const {
-  std::vector<int64_t> layers;
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == 'F') layers.push_back(static_cast<int64_t>(i));
-  }
-  return layers;
-}
-
-int64_t LayerPlan::kept() const { return static_cast<int64_t>(std::count(pattern.begin(), pattern.end(), 'F')); }
-
-std::string check_pp_stages(const std::string& pattern, const std::vector<int64_t>& stage_starts) {
+std::string check_pp_stages(const LayerPattern& pattern, const std::vector<int64_t>& stage_starts) {
   for (std::size_t i = 0; i < stage_starts.size(); ++i) {
     int64_t layer = stage_starts[i];
-    if (layer < 0 || layer >= static_cast<int64_t>(pattern.size())) {
+    if (layer < 0 || layer >= pattern.layers()) {
       return "stage " + std::to_string(i) + " starts at layer " + std::to_string(layer) + ", outside the model's " +
-             std::to_string(pattern.size()) + " layers";
+             std::to_string(pattern.layers()) + " layers";
     }
-    if (pattern[static_cast<std::size_t>(layer)] != 'F') {
+    if (!pattern.is_full(layer)) {
       return "stage " + std::to_string(i) + " starts at layer " + std::to_string(layer) +
              ", which is S (vLLM needs every pipeline stage to start with an F layer)";
     }
@@ -54,7 +44,7 @@ void write_step(YamlWriter& yaml, const SearchStep& step, int64_t number) {
   if (number > 0) yaml.integer("step", number);
   yaml.integer("removed", step.removed);
   yaml.number("loss", step.loss);
-  yaml.string("pattern", step.pattern);
+  yaml.string("pattern", step.pattern.text());
 }
 
 void write_model(YamlWriter& yaml, const LayerPlan& plan) {
@@ -124,7 +114,7 @@ void write_search(YamlWriter& yaml, const LayerPlan& plan) {
     yaml.begin_map("stopped_at");
     yaml.integer("removed", plan.stopped_at->removed);
     yaml.number("loss", plan.stopped_at->loss);
-    yaml.string("pattern", plan.stopped_at->pattern);
+    yaml.string("pattern", plan.stopped_at->pattern.text());
     yaml.end();
   } else {
     yaml.null("stopped_at");
@@ -133,7 +123,7 @@ void write_search(YamlWriter& yaml, const LayerPlan& plan) {
   for (const UniformPattern& uniform : plan.uniform) {
     yaml.item();
     yaml.string("name", uniform.name);
-    yaml.string("pattern", uniform.pattern);
+    yaml.string("pattern", uniform.pattern.text());
     yaml.number("loss", uniform.loss);
   }
   yaml.end();
@@ -151,10 +141,10 @@ std::string plan_to_yaml(const LayerPlan& plan) {
   yaml.comment("top-k of the nearest F layer before it. Paste a `serving` line into your server's flags.");
   yaml.string("format", kPlanFormat);
   write_model(yaml, plan);
-  yaml.string("pattern", plan.pattern);
+  yaml.string("pattern", plan.pattern.text());
   yaml.integers("full_layers", plan.full_layers());
   yaml.integer("kept", plan.kept());
-  yaml.integer("total", static_cast<int64_t>(plan.pattern.size()));
+  yaml.integer("total", plan.pattern.layers());
   write_calibration(yaml, plan);
   write_search(yaml, plan);
   yaml.begin_map("serving");
@@ -312,11 +302,16 @@ void read_calibration(const PlanReader& r, const YAML::Node& root, LayerPlan& pl
   }
 }
 
-SearchStep read_step(const PlanReader& r, const YAML::Node& node, const std::string& where) {
+// The text of a pattern field, parsed for a model of `layers` layers.
+LayerPattern read_pattern(const PlanReader& r, const YAML::Node& node, const std::string& where, int64_t layers) {
+  return LayerPattern::parse(r.text(node, where, "pattern"), layers, r.path() + ": " + PlanReader::join(where, "pattern"));
+}
+
+SearchStep read_step(const PlanReader& r, const YAML::Node& node, const std::string& where, int64_t layers) {
   SearchStep step;
   step.removed = r.integer(node, where, "removed");
   step.loss = r.number(node, where, "loss");
-  step.pattern = r.text(node, where, "pattern");
+  step.pattern = read_pattern(r, node, where, layers);
   return step;
 }
 
@@ -334,16 +329,17 @@ void read_search(const PlanReader& r, const YAML::Node& root, LayerPlan& plan) {
   plan.indexer_precision = r.text(node, s, "indexer_precision");
   plan.baseline_loss = r.number(node, s, "baseline_loss");
   plan.final_loss = r.number(node, s, "final_loss");
+  const int64_t layers = plan.num_hidden_layers;
   YAML::Node trajectory = r.list(node, s, "trajectory");
   for (std::size_t i = 0; i < trajectory.size(); ++i) {
-    plan.trajectory.push_back(read_step(r, trajectory[i], s + ".trajectory[" + std::to_string(i) + "]"));
+    plan.trajectory.push_back(read_step(r, trajectory[i], s + ".trajectory[" + std::to_string(i) + "]", layers));
   }
   YAML::Node stopped = r.child(node, s, "stopped_at");
-  if (!stopped.IsNull()) plan.stopped_at = read_step(r, stopped, s + ".stopped_at");
+  if (!stopped.IsNull()) plan.stopped_at = read_step(r, stopped, s + ".stopped_at", layers);
   YAML::Node uniform = r.list(node, s, "uniform");
   for (std::size_t i = 0; i < uniform.size(); ++i) {
     std::string where = s + ".uniform[" + std::to_string(i) + "]";
-    plan.uniform.push_back({r.text(uniform[i], where, "name"), r.text(uniform[i], where, "pattern"),
+    plan.uniform.push_back({r.text(uniform[i], where, "name"), read_pattern(r, uniform[i], where, layers),
                             r.number(uniform[i], where, "loss")});
   }
   plan.layer_forwards = r.integer(node, s, "layer_forwards");
@@ -352,7 +348,6 @@ void read_search(const PlanReader& r, const YAML::Node& root, LayerPlan& plan) {
 }
 
 void check_pattern_fields(const PlanReader& r, const YAML::Node& root, const LayerPlan& plan) {
-  LayerPattern::parse(plan.pattern, plan.num_hidden_layers, r.path() + ": pattern");
   if (r.integers(root, "", "full_layers") != plan.full_layers()) r.fail("full_layers", "does not match the pattern");
   if (r.integer(root, "", "kept") != plan.kept()) r.fail("kept", "does not match the pattern's F count");
   if (r.integer(root, "", "total") != plan.num_hidden_layers) r.fail("total", "does not match model.num_hidden_layers");
@@ -373,7 +368,7 @@ LayerPlan read_plan(const std::string& path) {
   std::string format = r.text(root, "", "format");
   if (format != kPlanFormat) r.fail("format", "is \"" + format + "\", expected \"" + kPlanFormat + "\"");
   read_model(r, root, plan);
-  plan.pattern = r.text(root, "", "pattern");
+  plan.pattern = LayerPattern::parse(r.text(root, "", "pattern"), plan.num_hidden_layers, path + ": pattern");
   check_pattern_fields(r, root, plan);
   read_calibration(r, root, plan);
   read_search(r, root, plan);

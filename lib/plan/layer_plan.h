@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data_source.h"
+#include "layer_pattern.h"
 #include "search_step.h"
 #include "serving_engines.h"
 
@@ -28,7 +29,7 @@ struct TensorFingerprint {
 
 struct UniformPattern {
   std::string name;  // "index_topk_freq=N" or "evenly-spaced"
-  std::string pattern;
+  LayerPattern pattern;
   double loss = 0.0;
 };
 
@@ -42,7 +43,7 @@ struct LayerPlan {
   std::string config_sha256;
   std::vector<TensorFingerprint> indexer_tensors;  // includes FP8 scale tensors
 
-  std::string pattern;
+  LayerPattern pattern;
 
   // calibration
   std::vector<std::string> data_specs;
@@ -78,8 +79,8 @@ struct LayerPlan {
   std::string device;
   int64_t layer_forwards_run = 0;
 
-  std::vector<int64_t> full_layers() const;
-  int64_t kept() const;
+  std::vector<int64_t> full_layers() const { return pattern.full_layers(); }
+  int64_t kept() const { return pattern.kept(); }
 };
 
 std::string plan_to_yaml(const LayerPlan& plan);
@@ -91,6 +92,6 @@ LayerPlan read_plan(const std::string& path);
 
 // Pipeline-parallel stages: every stage's first layer must be F (vLLM requires it). Returns an
 // empty string when the pattern satisfies them, else the first violating stage.
-std::string check_pp_stages(const std::string& pattern, const std::vector<int64_t>& stage_starts);
+std::string check_pp_stages(const LayerPattern& pattern, const std::vector<int64_t>& stage_starts);
 
 }  // namespace indexcache

@@ -128,18 +128,19 @@ bool config_states_pattern(const json& config) {
   return given(config, kIndexerTypes) || given(config, kPattern) || given(config, kFrequency) || given(config, kOffset);
 }
 
-std::string vllm_hf_overrides(const std::string& pattern) {
-  return "{\"use_index_cache\": true, \"index_topk_pattern\": \"" + pattern + "\"}";
+std::string vllm_hf_overrides(const LayerPattern& pattern) {
+  return "{\"use_index_cache\": true, \"index_topk_pattern\": \"" + pattern.text() + "\"}";
 }
 
-std::string sglang_override_args(const std::string& pattern) {
+std::string sglang_override_args(const LayerPattern& pattern) {
   std::string types;
-  for (char layer : pattern) types += std::string(types.empty() ? "" : ", ") + (layer == 'F' ? "\"full\"" : "\"shared\"");
-  return "{\"index_topk_pattern\": \"" + pattern + "\", \"indexer_types\": [" + types + "]}";
+  for (char layer : pattern.text()) types += std::string(types.empty() ? "" : ", ") + (layer == 'F' ? "\"full\"" : "\"shared\"");
+  return "{\"index_topk_pattern\": \"" + pattern.text() + "\", \"indexer_types\": [" + types + "]}";
 }
 
-ConfigExport config_with_pattern(const std::string& config_json_text, const std::string& pattern,
+ConfigExport config_with_pattern(const std::string& config_json_text, const LayerPattern& layer_pattern,
                                  const std::string& model_type, const std::string& where) {
+  const std::string& pattern = layer_pattern.text();  // this function compares the engines' readings as text
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(config_json_text, nullptr, false);
   if (config.is_discarded() || !config.is_object()) throw InputError(where, "is not a JSON object");
   const int64_t layers = static_cast<int64_t>(pattern.size());
@@ -178,8 +179,9 @@ ConfigExport config_with_pattern(const std::string& config_json_text, const std:
   return result;
 }
 
-std::vector<std::string> config_conflicts(const json& config, const std::string& pattern, const std::string& model_type,
-                                          const std::string& where) {
+std::vector<std::string> config_conflicts(const json& config, const LayerPattern& layer_pattern,
+                                          const std::string& model_type, const std::string& where) {
+  const std::string& pattern = layer_pattern.text();
   std::vector<std::string> lines;
   if (!config_states_pattern(config)) return lines;
   const int64_t layers = static_cast<int64_t>(pattern.size());

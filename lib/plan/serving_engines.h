@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "layer_pattern.h"
+
 namespace indexcache {
 
 enum class Engine { Transformers, Vllm, Sglang };
@@ -53,8 +55,8 @@ bool config_states_pattern(const nlohmann::json& config);
 //     pattern before freq/offset and never reads indexer_types, so this decides every layer.
 //   SGLang --json-model-override-args: {"index_topk_pattern": "...", "indexer_types": [...]};
 //     indexer_types is what SGLang (and transformers) prefer, so a config's own list cannot win.
-std::string vllm_hf_overrides(const std::string& pattern);
-std::string sglang_override_args(const std::string& pattern);
+std::string vllm_hf_overrides(const LayerPattern& pattern);
+std::string sglang_override_args(const LayerPattern& pattern);
 
 // config.json with the pattern in every form an engine reads: indexer_types, index_topk_pattern,
 // use_index_cache; index_topk_freq / index_skip_topk_offset are removed when they describe
@@ -64,13 +66,13 @@ struct ConfigExport {
   std::string text;
   std::vector<std::string> notes;
 };
-ConfigExport config_with_pattern(const std::string& config_json_text, const std::string& pattern,
+ConfigExport config_with_pattern(const std::string& config_json_text, const LayerPattern& pattern,
                                  const std::string& model_type, const std::string& where);
 
 // Where a model's config.json, as it stands, makes an engine run another pattern than the plan's:
 // one line per engine that disagrees ("vLLM uses index_topk_freq/...: FFSS..."). Empty when every
 // engine would run the plan's pattern or the config states no pattern of its own.
-std::vector<std::string> config_conflicts(const nlohmann::json& config, const std::string& pattern,
+std::vector<std::string> config_conflicts(const nlohmann::json& config, const LayerPattern& pattern,
                                           const std::string& model_type, const std::string& where);
 
 // How to apply the plan in transformers, for the plan's `serving` section.

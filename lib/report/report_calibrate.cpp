@@ -25,11 +25,9 @@ std::string percent_change(double loss, double baseline) {
   return (change >= 0 ? "+" : "") + fixed_number(change, 3) + "%";
 }
 
-int64_t kept_of(const std::string& pattern) { return std::count(pattern.begin(), pattern.end(), 'F'); }
-
 std::string step_title(const LayerPlan& plan, std::size_t index, const SearchStep& step) {
   return "step " + std::to_string(index + 1) + ": layer " + std::to_string(step.removed) + " to S, loss " +
-         fixed_number(step.loss, 6) + " (" + percent_change(step.loss, plan.baseline_loss) + "), " + step.pattern;
+         fixed_number(step.loss, 6) + " (" + percent_change(step.loss, plan.baseline_loss) + "), " + step.pattern.text();
 }
 
 // The y range of the trajectory chart: the trajectory and the limits decide it, and the uniform
@@ -97,7 +95,7 @@ std::vector<std::pair<std::string, std::string>> plan_facts(const SearchReport& 
   return {{"plan file", report.plan_path},
           {"model", plan.model_path + " (" + plan.model_type + ", " + std::to_string(plan.num_hidden_layers) +
                         " layers, index_topk " + std::to_string(plan.index_topk) + ")"},
-          {"pattern", plan.pattern},
+          {"pattern", plan.pattern.text()},
           {"indexers kept", std::to_string(plan.kept()) + " of " + std::to_string(plan.num_hidden_layers)},
           {"calibration loss", fixed_number(plan.final_loss, 6) + " (all F " + fixed_number(plan.baseline_loss, 6) + ", " +
                                    percent_change(plan.final_loss, plan.baseline_loss) + ")"},
@@ -118,22 +116,22 @@ void trajectory_tables(HtmlReport& page, const LayerPlan& plan) {
     const SearchStep& step = plan.trajectory[i];
     rows.push_back({table_cell(std::to_string(i + 1), " class=\"num\""),
                     table_cell(std::to_string(step.removed), " class=\"num\""),
-                    table_cell(std::to_string(kept_of(step.pattern)), " class=\"num\""),
+                    table_cell(std::to_string(step.pattern.kept()), " class=\"num\""),
                     number_cell(step.loss, 6, " data-field=\"step-loss\" data-step=\"" + std::to_string(i + 1) + "\""),
                     table_cell(percent_change(step.loss, plan.baseline_loss), " class=\"num\""),
-                    table_cell(step.pattern, " class=\"mono\"")});
+                    table_cell(step.pattern.text(), " class=\"mono\"")});
   }
   page.table({"step", "layer turned S", "kept", "loss", "vs all F", "pattern"}, rows, " id=\"trajectory\"");
   std::vector<std::vector<std::string>> uniform_rows;
   uniform_rows.push_back({table_cell("greedy (this plan)"), table_cell(std::to_string(plan.kept()), " class=\"num\""),
                           number_cell(plan.final_loss, 6, " data-field=\"final-loss\""),
                           table_cell(percent_change(plan.final_loss, plan.baseline_loss), " class=\"num\""),
-                          table_cell(plan.pattern, " class=\"mono\"")});
+                          table_cell(plan.pattern.text(), " class=\"mono\"")});
   for (const UniformPattern& uniform : plan.uniform) {
-    uniform_rows.push_back({table_cell(uniform.name), table_cell(std::to_string(kept_of(uniform.pattern)), " class=\"num\""),
+    uniform_rows.push_back({table_cell(uniform.name), table_cell(std::to_string(uniform.pattern.kept()), " class=\"num\""),
                             number_cell(uniform.loss, 6, attribute("data-name", uniform.name) + " data-field=\"uniform-loss\""),
                             table_cell(percent_change(uniform.loss, plan.baseline_loss), " class=\"num\""),
-                            table_cell(uniform.pattern, " class=\"mono\"")});
+                            table_cell(uniform.pattern.text(), " class=\"mono\"")});
   }
   page.heading(3, "Against uniform patterns with the same number of indexers");
   page.table({"pattern", "kept", "loss", "vs all F", "F/S"}, uniform_rows, " id=\"uniform\"");
@@ -232,9 +230,9 @@ SvgDocument trajectory_chart(const LayerPlan& plan) {
     ChartSeries series{uniform.name, series_colour(static_cast<int>(i) + 1), {}, false, markers[i % 2], 5.0, 1.0, true};
     // Far above the range: pinned to the top edge, its hover text and the table give the value.
     const bool off_scale = uniform.loss > high;
-    series.points.push_back({static_cast<double>(kept_of(uniform.pattern)), off_scale ? high : uniform.loss,
+    series.points.push_back({static_cast<double>(uniform.pattern.kept()), off_scale ? high : uniform.loss,
                              uniform.name + ": loss " + fixed_number(uniform.loss, 6) + " (" +
-                                 percent_change(uniform.loss, plan.baseline_loss) + "), " + uniform.pattern +
+                                 percent_change(uniform.loss, plan.baseline_loss) + "), " + uniform.pattern.text() +
                                  (off_scale ? " (above the chart's range, drawn at its top edge)" : "")});
     if (off_scale) series.name += " (above the range)";
     spec.series.push_back(series);
@@ -284,11 +282,11 @@ nlohmann::ordered_json search_report_json(const SearchReport& report) {
   const LayerPlan& plan = report.plan;
   nlohmann::ordered_json trajectory = nlohmann::ordered_json::array();
   for (const SearchStep& step : plan.trajectory) {
-    trajectory.push_back({{"removed", step.removed}, {"kept", kept_of(step.pattern)}, {"loss", step.loss}, {"pattern", step.pattern}});
+    trajectory.push_back({{"removed", step.removed}, {"kept", step.pattern.kept()}, {"loss", step.loss}, {"pattern", step.pattern.text()}});
   }
   nlohmann::ordered_json uniform = nlohmann::ordered_json::array();
   for (const UniformPattern& item : plan.uniform) {
-    uniform.push_back({{"name", item.name}, {"pattern", item.pattern}, {"kept", kept_of(item.pattern)}, {"loss", item.loss}});
+    uniform.push_back({{"name", item.name}, {"pattern", item.pattern.text()}, {"kept", item.pattern.kept()}, {"loss", item.loss}});
   }
   nlohmann::ordered_json domains = nlohmann::ordered_json::array();
   for (const DomainLoss& domain : report.domain_losses.domains) domains.push_back(domain_loss_json(domain));
@@ -301,7 +299,7 @@ nlohmann::ordered_json search_report_json(const SearchReport& report) {
           {"plan", report.plan_path},
           {"model", plan.model_path},
           {"num_hidden_layers", plan.num_hidden_layers},
-          {"pattern", plan.pattern},
+          {"pattern", plan.pattern.text()},
           {"kept", plan.kept()},
           {"baseline_loss", plan.baseline_loss},
           {"final_loss", plan.final_loss},

@@ -11,11 +11,9 @@ constexpr double kLeft = 20, kTop = 34, kCellHeight = 34;
 const char* kFullColour = "#d55e00";
 const char* kSharedColour = "#dfe6ee";
 
-std::string cell_title(const std::string& pattern, std::size_t layer) {
-  if (pattern[layer] == 'F') return "layer " + std::to_string(layer) + ": F, keeps its indexer";
-  std::size_t source = layer;
-  while (source > 0 && pattern[source] != 'F') --source;
-  return "layer " + std::to_string(layer) + ": S, reuses the top-k of layer " + std::to_string(source);
+std::string cell_title(const LayerPattern& pattern, int64_t layer) {
+  if (pattern.is_full(layer)) return "layer " + std::to_string(layer) + ": F, keeps its indexer";
+  return "layer " + std::to_string(layer) + ": S, reuses the top-k of layer " + std::to_string(pattern.source_layer(layer));
 }
 
 void draw_legend(SvgDocument& svg, double y) {
@@ -27,8 +25,8 @@ void draw_legend(SvgDocument& svg, double y) {
 
 }  // namespace
 
-SvgDocument render_pattern_strip(const std::string& pattern, const std::string& title) {
-  const int count = std::max<int>(1, static_cast<int>(pattern.size()));
+SvgDocument render_pattern_strip(const LayerPattern& pattern, const std::string& title) {
+  const int count = std::max<int>(1, static_cast<int>(pattern.layers()));
   const double cell = std::clamp(880.0 / count, 8.0, 40.0);
   const double width = std::max(kLeft * 2 + count * cell, 640.0);
   const double height = kTop + kCellHeight + 56;
@@ -36,15 +34,16 @@ SvgDocument render_pattern_strip(const std::string& pattern, const std::string& 
   svg.rect(0, 0, width, height, "#ffffff");
   svg.text(kLeft, 20, title, "start", " font-size=\"14\" font-weight=\"bold\" fill=\"#222\"");
   const bool lettered = cell >= 12;
-  for (std::size_t layer = 0; layer < pattern.size(); ++layer) {
-    const bool full = pattern[layer] == 'F';
+  for (int64_t layer = 0; layer < pattern.layers(); ++layer) {
+    const bool full = pattern.is_full(layer);
+    const std::string kind = full ? "F" : "S";
     double x = kLeft + static_cast<double>(layer) * cell;
     svg.rect(x, kTop, cell, kCellHeight, full ? kFullColour : kSharedColour,
              " class=\"pattern-cell\" data-layer=\"" + std::to_string(layer) + "\" data-kind=\"" +
-                 std::string(1, pattern[layer]) + "\" stroke=\"#ffffff\" stroke-width=\"1\"",
+                 kind + "\" stroke=\"#ffffff\" stroke-width=\"1\"",
              cell_title(pattern, layer));
     if (lettered) {
-      svg.text(x + cell / 2, kTop + kCellHeight / 2 + 4, std::string(1, pattern[layer]), "middle",
+      svg.text(x + cell / 2, kTop + kCellHeight / 2 + 4, kind, "middle",
                std::string(" font-weight=\"bold\" pointer-events=\"none\" fill=\"") + (full ? "#ffffff" : "#6b7785") + "\"");
     }
   }

@@ -4,11 +4,12 @@
 
 #include <string>
 
+#include "layer_pattern.h"
 #include "svg_document.h"
 
 namespace indexcache {
 
 // Cells carry class="pattern-cell" and data-layer / data-kind ("F" or "S").
-SvgDocument render_pattern_strip(const std::string& pattern, const std::string& title);
+SvgDocument render_pattern_strip(const LayerPattern& pattern, const std::string& title);
 
 }  // namespace indexcache

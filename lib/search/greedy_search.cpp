@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 #include "error.h"
-#include "evaluate.h"
 #include "sequence_forward.h"
 
 namespace indexcache {
@@ -73,23 +72,6 @@ class PrefixCache {
   int64_t peak_device_bytes_ = 0, peak_host_bytes_ = 0;
 };
 
-// One forward the search needs: sequence `sequence` under `pattern` from layer `start` on (the
-// prefix cache supplies what enters that layer), storing the tail states it passes through when
-// `record`. The rest is its running state between layers.
-struct ForwardJob {
-  ForwardJob(LayerPattern pattern_, int64_t sequence_, int64_t start_, bool record_)
-      : pattern(std::move(pattern_)), sequence(sequence_), start(start_), record(record_) {}
-  LayerPattern pattern;
-  int64_t sequence = 0;
-  int64_t start = 0;
-  bool record = false;
-  bool new_head = false;   // the sequence's first forward: its head is computed alongside
-  SequenceHead building;   // that head, while being computed
-  at::Tensor tail;         // the tail rows entering the next layer
-  at::Tensor last_full;    // the selection of the last F layer so far
-  double nll = 0.0;        // after the last layer
-};
-
 class SearchRun {
  public:
   SearchRun(DsaModel& model, const std::vector<std::vector<int64_t>>& sequences, const SearchOptions& options,
@@ -99,30 +81,37 @@ class SearchRun {
     for (const auto& ids : sequences_) predictions_ += static_cast<int64_t>(ids.size()) - 1;
   }
 
-  // Runs `jobs` (setting each job's nll) grouped and layer-major (run_grouped_forwards), so with
-  // --offload a layer's weights are loaded once per group rather than once per forward. Every job
-  // computes the same operations on the same inputs in any grouping, so the losses do not depend
-  // on it (tests check it).
-  void run_jobs(std::vector<ForwardJob>& jobs, const std::string& label) {
-    GroupedForwards forwards;
-    forwards.count = jobs.size();
-    forwards.tokens = [&](std::size_t j) { return static_cast<int64_t>(ids(jobs[j]).size()); };
-    forwards.first_layer = [&](std::size_t j) { return jobs[j].start; };
-    forwards.run_layer = [&](std::size_t j, int64_t layer) { run_layer(jobs[j], layer); };
-    forwards.finish = [&](std::size_t j) { finish(jobs[j]); };
+  // Runs `jobs` (run_pattern_forwards: grouped and layer-major, so with --offload a layer's
+  // weights are loaded once per group rather than once per forward) and returns each job's NLL.
+  // A job starting at layer c takes what enters c from the prefix cache; a job with `record`
+  // stores the states it passes through; a sequence's first forward leaves its head in the cache.
+  std::vector<double> run_jobs(const std::vector<PlannedForward>& jobs, bool record, const std::string& label) {
+    std::vector<double> nll(jobs.size(), 0.0);
+    ForwardHooks hooks;
+    hooks.start = [&](std::size_t j) { return start_of(jobs[j]); };
+    hooks.after_layer = [&](std::size_t j, int64_t layer, const at::Tensor& entering, const LayerOutput& out) {
+      ++layer_forwards_run_;
+      if (record) {
+        const bool full = jobs[j].pattern.is_full(layer);
+        cache_.store(jobs[j].sequence, layer, entering.to(model_.layer_device(layer)), full ? out.topk : at::Tensor());
+      }
+    };
+    hooks.finished = [&](std::size_t j, double job_nll, PatternForward& forward) {
+      nll[j] = job_nll;
+      if (forward.computes_head()) cache_.store_head(jobs[j].sequence, forward.take_head());
+    };
     if (!label.empty()) {
-      forwards.progress = [&](int64_t done, int64_t total) { progress_.update(label, done, total, "layer forwards"); };
+      hooks.progress = [&](int64_t done, int64_t total) { progress_.update(label, done, total, "layer forwards"); };
     }
-    run_grouped_forwards(model_, forwards);
+    run_pattern_forwards(model_, jobs, hooks);
+    return nll;
   }
 
   // Mean loss of `pattern` over all sequences, starting at layer `start`.
   double loss_from(const LayerPattern& pattern, int64_t start, bool record, const std::string& label) {
-    record = record && options_.prefix_reuse;
-    std::vector<ForwardJob> jobs;
-    for (std::size_t s = 0; s < sequences_.size(); ++s) jobs.emplace_back(pattern, static_cast<int64_t>(s), start, record);
-    run_jobs(jobs, label);
-    return mean_loss(jobs, 0, jobs.size());
+    std::vector<PlannedForward> jobs;
+    for (std::size_t s = 0; s < sequences_.size(); ++s) jobs.push_back({&sequences_[s], pattern, static_cast<int64_t>(s), start});
+    return mean_loss(run_jobs(jobs, record && options_.prefix_reuse, label), 0, jobs.size());
   }
 
   void prepare_cache() { cache_.reset(sequences_.size(), layers_, options_.device_cache_bytes); }
@@ -145,19 +134,20 @@ class SearchRun {
   SearchStep evaluate_step(const LayerPattern& pattern, int64_t step, int64_t steps_total, double best_so_far) {
     const std::vector<int64_t> layers = candidates(pattern);
     const std::size_t count = sequences_.size();
-    std::vector<ForwardJob> jobs;
+    std::vector<PlannedForward> jobs;
     for (int64_t layer : layers) {
+      const LayerPattern candidate = pattern.with_shared(layer);
       for (std::size_t s = 0; s < count; ++s) {
-        jobs.emplace_back(pattern.with_shared(layer), static_cast<int64_t>(s), options_.prefix_reuse ? layer : 0, false);
+        jobs.push_back({&sequences_[s], candidate, static_cast<int64_t>(s), options_.prefix_reuse ? layer : 0});
       }
     }
     char label[160];
     std::snprintf(label, sizeof label, "step %lld/%lld: %zu candidates, best so far %.6f", static_cast<long long>(step),
                   static_cast<long long>(steps_total), layers.size(), best_so_far);
-    run_jobs(jobs, label);
+    const std::vector<double> nll = run_jobs(jobs, false, label);
     SearchStep result;
     for (std::size_t j = 0; j < layers.size(); ++j) {
-      const double loss = mean_loss(jobs, j * count, (j + 1) * count);
+      const double loss = mean_loss(nll, j * count, (j + 1) * count);
       result.candidates.push_back({layers[j], loss});
       // Strictly lower wins, so equal losses keep the lowest layer index.
       if (result.candidates.size() == 1 || loss < result.loss) {
@@ -165,7 +155,7 @@ class SearchRun {
         result.removed = layers[j];
       }
     }
-    result.pattern = pattern.with_shared(result.removed).text();
+    result.pattern = pattern.with_shared(result.removed);
     return result;
   }
 
@@ -189,48 +179,26 @@ class SearchRun {
   int64_t layers() const { return layers_; }
 
  private:
-  const std::vector<int64_t>& ids(const ForwardJob& job) const { return sequences_[static_cast<std::size_t>(job.sequence)]; }
-
-  // Layer `layer` of `job` (its first layer sets up the state from the prefix cache).
-  void run_layer(ForwardJob& job, int64_t layer) {
-    const int64_t s = job.sequence;
-    const std::vector<int64_t>& tokens = ids(job);
-    if (layer == job.start) {
-      job.new_head = !cache_.has_head(s);
-      if (job.new_head && job.start != 0) {
-        throw std::logic_error("greedy search: a sequence's first forward must start at layer 0");
-      }
-      if (job.new_head) job.building = start_head(model_, tokens);
-      const int64_t head_rows = model_.pattern_invariant_rows(static_cast<int64_t>(tokens.size()));
-      job.tail = job.start == 0 ? embed_tail(model_, tokens, head_rows) : cache_.tail(s, job.start, model_.layer_device(job.start));
-      job.last_full = job.start == 0 ? at::Tensor()
-                                     : cache_.topk(s, job.pattern.source_layer(job.start - 1), model_.layer_device(job.start));
+  // What enters job's first layer: nothing cached at layer 0 (the forward embeds the sequence, and
+  // computes its head unless the cache has it); else the cached tail entering that layer and the
+  // selection of the F layer before it, on that layer's device.
+  ForwardStart start_of(const PlannedForward& job) const {
+    ForwardStart start;
+    start.layer = job.start;
+    if (cache_.has_head(job.sequence)) start.head = &cache_.head(job.sequence);
+    if (job.start > 0) {
+      const at::Device device = model_.layer_device(job.start);
+      start.tail = cache_.tail(job.sequence, job.start, device);
+      start.last_full = cache_.topk(job.sequence, job.pattern.source_layer(job.start - 1), device);
     }
-    const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
-    const bool full = job.pattern.is_full(layer);
-    LayerOutput out = forward_tail_step(model_, layer, head.hidden[static_cast<std::size_t>(layer)], job.tail, full,
-                                        job.last_full, s);
-    if (job.new_head) advance_head(model_, job.building, layer, tokens, s);
-    ++layer_forwards_run_;
-    if (job.record) cache_.store(s, layer, job.tail.to(model_.layer_device(layer)), full ? out.topk : at::Tensor());
-    job.tail = out.hidden;
-  }
-
-  // After the last layer: the job's NLL; its head joins the cache; its state is released.
-  void finish(ForwardJob& job) {
-    const int64_t s = job.sequence;
-    const SequenceHead& head = job.new_head ? job.building : cache_.head(s);
-    job.nll = head.nll + tail_nll(model_, job.tail, ids(job), head.rows);
-    check_finite_loss(job.nll, s);
-    if (job.new_head) cache_.store_head(s, std::move(job.building));
-    job.tail = job.last_full = at::Tensor();
+    return start;
   }
 
   // Mean loss per predicted position over jobs [first, end) (one per sequence, in order).
-  double mean_loss(const std::vector<ForwardJob>& jobs, std::size_t first, std::size_t end) const {
-    double nll = 0.0;
-    for (std::size_t j = first; j < end; ++j) nll += jobs[j].nll;
-    return nll / static_cast<double>(predictions_);
+  double mean_loss(const std::vector<double>& nll, std::size_t first, std::size_t end) const {
+    double sum = 0.0;
+    for (std::size_t j = first; j < end; ++j) sum += nll[j];
+    return sum / static_cast<double>(predictions_);
   }
 
   DsaModel& model_;
@@ -260,9 +228,9 @@ SearchResult greedy_search(DsaModel& model, const std::vector<std::vector<int64_
   result.layer_forwards = result.naive_layer_forwards = run.full_pass_cost();
   for (const SearchStep& step : resume_from) {
     pattern = pattern.with_shared(step.removed);
-    if (pattern.text() != step.pattern) {
+    if (pattern != step.pattern) {
       throw InputError("journal", "step removing layer " + std::to_string(step.removed) +
-                                      " does not give the recorded pattern " + step.pattern);
+                                      " does not give the recorded pattern " + step.pattern.text());
     }
     result.trajectory.push_back(step);
     result.layer_forwards += run.step_cost(step, false) + (pattern.kept() > options.target_kept ? run.refresh_cost(step) : 0);
@@ -288,18 +256,18 @@ SearchResult greedy_search(DsaModel& model, const std::vector<std::vector<int64_
       result.stopped_at = step;
       break;
     }
-    pattern = LayerPattern::parse(step.pattern, layers, "search");
+    pattern = step.pattern;
     current_loss = step.loss;
     result.trajectory.push_back(step);
     if (on_commit) on_commit(step, result.baseline_loss);
     progress.message("step " + std::to_string(step_number) + ": layer " + std::to_string(step.removed) +
-                     " -> S, loss " + std::to_string(step.loss) + ", pattern " + step.pattern);
+                     " -> S, loss " + std::to_string(step.loss) + ", pattern " + step.pattern.text());
     if (pattern.kept() > options.target_kept && options.prefix_reuse) {
       run.loss_from(pattern, step.removed, /*record=*/true, "");
       result.layer_forwards += run.refresh_cost(step);
     }
   }
-  result.final_pattern = pattern.text();
+  result.final_pattern = pattern;
   result.final_loss = current_loss;
   result.layer_forwards_run = run.layer_forwards_run();
   result.prefix_cache_device_bytes = run.cache().peak_device_bytes();

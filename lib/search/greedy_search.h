@@ -1,4 +1,4 @@
-// The paper's training-free greedy layer selection (IndexCache, Algorithm 1; DESIGN.md "Greedy
+// The paper's training-free greedy layer selection (IndexCache, Algorithm 1; docs/ARCHITECTURE.md "Greedy
 // search"): start all-F; while more than the target number of F layers remain, try turning
 // each F layer except layer 0 (and pinned layers) into S, evaluate the calibration loss, and
 // commit the change with the lowest loss (ties: lowest layer index).
@@ -39,7 +39,7 @@ struct SearchOptions {
 struct SearchResult {
   double baseline_loss = 0.0;
   std::vector<SearchStep> trajectory;
-  std::string final_pattern;
+  LayerPattern final_pattern;
   double final_loss = 0.0;
   // "target-kept" (reached the target), "max-loss-increase" (the next step would exceed
   // baseline x (1 + R)) or "no-candidates" (every remaining F layer is pinned).

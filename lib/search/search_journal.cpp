@@ -24,13 +24,15 @@ constexpr const char* kJournalFormat = "indexcache-journal/1";
 nlohmann::json step_json(const SearchStep& step) {
   nlohmann::json candidates = nlohmann::json::array();
   for (const CandidateLoss& c : step.candidates) candidates.push_back({c.layer, c.loss});
-  return {{"removed", step.removed}, {"loss", step.loss}, {"pattern", step.pattern}, {"candidates", candidates}};
+  return {{"removed", step.removed}, {"loss", step.loss}, {"pattern", step.pattern.text()}, {"candidates", candidates}};
 }
 
 bool is_finite_number(const nlohmann::json& value) { return value.is_number() && std::isfinite(value.get<double>()); }
 
-// One step's fields, each of its JSON type (anything else: "steps[i] is malformed").
-SearchStep step_from_json(const nlohmann::json& value, const std::string& path, std::size_t index) {
+// One step's fields, each of its JSON type (anything else: "steps[i] is malformed"). The pattern
+// stays text (`pattern_text`) until check_replay has checked the layer the step removes.
+SearchStep step_from_json(const nlohmann::json& value, const std::string& path, std::size_t index,
+                          std::string& pattern_text) {
   const std::string where = "steps[" + std::to_string(index) + "]";
   auto malformed = [&](const std::string& what) { return InputError(path, where + " is malformed: " + what); };
   if (!value.is_object()) throw malformed("not an object");
@@ -45,7 +47,7 @@ SearchStep step_from_json(const nlohmann::json& value, const std::string& path, 
   SearchStep step;
   step.removed = removed->get<int64_t>();
   step.loss = loss->get<double>();
-  step.pattern = pattern->get<std::string>();
+  pattern_text = pattern->get<std::string>();
   for (const nlohmann::json& candidate : *candidates) {
     if (!candidate.is_array() || candidate.size() != 2 || !candidate[0].is_number_integer() ||
         !is_finite_number(candidate[1])) {
@@ -60,21 +62,25 @@ SearchStep step_from_json(const nlohmann::json& value, const std::string& path, 
 // on a model of `layers` layers, and no more of them than a search down to target_kept takes.
 // A journal that was edited or damaged in a way JSON still accepts is refused here, before
 // the search trusts its layer numbers.
-void check_replay(const std::vector<SearchStep>& steps, int64_t layers, int64_t target_kept, const std::string& path) {
-  std::string pattern(static_cast<std::size_t>(layers), 'F');
+// Sets each step's pattern from its text once it replays.
+void check_replay(std::vector<SearchStep>& steps, const std::vector<std::string>& pattern_texts, int64_t layers,
+                  int64_t target_kept, const std::string& path) {
+  LayerPattern pattern = LayerPattern::all_full(layers);
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    const SearchStep& step = steps[i];
+    SearchStep& step = steps[i];
     const std::string where = "steps[" + std::to_string(i) + "]";
-    if (step.removed < 1 || step.removed >= layers || pattern[static_cast<std::size_t>(step.removed)] != 'F') {
+    if (step.removed < 1 || step.removed >= layers || !pattern.is_full(step.removed)) {
       throw InputError(path, where + " removes layer " + std::to_string(step.removed) +
                                  ", which is not an F layer other than layer 0 of the " + std::to_string(layers) +
                                  "-layer model");
     }
-    pattern[static_cast<std::size_t>(step.removed)] = 'S';
-    if (step.pattern != pattern) {
-      throw InputError(path, where + " records pattern \"" + step.pattern.substr(0, 200) + "\", but removing layer " +
-                                 std::to_string(step.removed) + " gives \"" + pattern + "\"");
+    pattern = pattern.with_shared(step.removed);
+    if (pattern_texts[i] != pattern.text()) {
+      throw InputError(path, where + " records pattern \"" + pattern_texts[i].substr(0, 200) +
+                                 "\", but removing layer " + std::to_string(step.removed) + " gives \"" +
+                                 pattern.text() + "\"");
     }
+    step.pattern = pattern;
   }
   if (target_kept > 0 && layers - static_cast<int64_t>(steps.size()) < target_kept) {
     throw InputError(path, "has " + std::to_string(steps.size()) + " steps, more than a search from " +
@@ -143,10 +149,11 @@ std::vector<SearchStep> SearchJournal::read(const std::string& path, const nlohm
   if (!steps->is_array()) throw InputError(path, std::string("steps must be a list, got ") + steps->type_name());
   *baseline_loss = baseline->get<double>();
   std::vector<SearchStep> result;
-  for (std::size_t i = 0; i < steps->size(); ++i) result.push_back(step_from_json((*steps)[i], path, i));
+  std::vector<std::string> pattern_texts(steps->size());
+  for (std::size_t i = 0; i < steps->size(); ++i) result.push_back(step_from_json((*steps)[i], path, i, pattern_texts[i]));
   const auto target = run.find("target_kept");
   const int64_t target_kept = target != run.end() && target->is_number_integer() ? target->get<int64_t>() : 0;
-  check_replay(result, layers, target_kept, path);
+  check_replay(result, pattern_texts, layers, target_kept, path);
   return result;
 }
 

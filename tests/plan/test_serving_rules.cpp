@@ -81,10 +81,10 @@ TEST_CASE("engines read the pattern fields in their own order", "[serving]") {
 
 TEST_CASE("freq/offset that describe the plan's pattern stay in the exported config", "[serving]") {
   const std::string text = "{\"index_topk_freq\": 4, \"num_hidden_layers\": 8}";
-  ConfigExport same = config_with_pattern(text, "FFSSSFSS", "glm_moe_dsa", "config.json");
+  ConfigExport same = config_with_pattern(text, LayerPattern::parse("FFSSSFSS", 8, "test"), "glm_moe_dsa", "config.json");
   CHECK(same.notes.empty());
   CHECK(json::parse(same.text)["index_topk_freq"] == 4);
-  ConfigExport other = config_with_pattern(text, "FSSSSFSS", "glm_moe_dsa", "config.json");
+  ConfigExport other = config_with_pattern(text, LayerPattern::parse("FSSSSFSS", 8, "test"), "glm_moe_dsa", "config.json");
   REQUIRE(other.notes.size() == 1);
   CHECK(other.notes[0] == "removed index_topk_freq=4 from the config: they describe FFSSSFSS, not the plan's FSSSSFSS");
 }

@@ -79,7 +79,7 @@ TEST_CASE("svg line chart points and bar chart bars and pattern strip cells", "[
   REQUIRE(bar.ok());
   CHECK(bar.find("rect", "class", "bar").size() == 2);
 
-  XmlDocument strip = check_xml(render_pattern_strip("FFSFSS", "pattern").file_text());
+  XmlDocument strip = check_xml(render_pattern_strip(LayerPattern::parse("FFSFSS", 6, "test"), "pattern").file_text());
   REQUIRE(strip.ok());
   auto cells = strip.find("rect", "class", "pattern-cell");
   REQUIRE(cells.size() == 6);
@@ -119,7 +119,7 @@ TEST_CASE("html report page is self-contained and well-formed", "[report][html]"
   page.paragraph("a < b & c", "note");
   page.facts({{"model", "/models/x & y"}});
   page.table({"layer", "value"}, {{table_cell("1"), number_cell(0.123456, 4, " data-field=\"v\"")}});
-  page.figures({render_pattern_strip("FS", "p").element()});
+  page.figures({render_pattern_strip(LayerPattern::parse("FS", 2, "test"), "p").element()});
   std::string document = page.document();
   CHECK(document.rfind("<!DOCTYPE html>", 0) == 0);
   CHECK(document.find("<script") == std::string::npos);

@@ -1,4 +1,5 @@
-# The library, one static target per wing (docs/ARCHITECTURE.md). A wing's folder is its public
+# The library, one static target per wing: lib/<wing>/ (docs/ARCHITECTURE.md). Included by the
+# top-level CMakeLists.txt, so lib/ itself holds only the wing folders. A wing's folder is its public
 # include directory, and a wing sees only the headers of the wings it links: a file that
 # includes a header from a wing above its own does not compile. Files ending in _cuda.cpp
 # dispatch to the kernels and are built only against a CUDA-enabled libtorch.
@@ -10,13 +11,13 @@
 # indexcache_wing(NAME DEPENDENCY...): lib/NAME/*.cpp as indexcache_NAME, linked PUBLIC to the
 # given targets.
 function(indexcache_wing name)
-  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${name}/*.cpp)
-  file(GLOB cuda_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${name}/*_cuda.cpp)
+  file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/lib/${name}/*.cpp)
+  file(GLOB cuda_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/lib/${name}/*_cuda.cpp)
   if(cuda_sources)
     list(REMOVE_ITEM sources ${cuda_sources})
   endif()
   add_library(indexcache_${name} STATIC ${sources})
-  target_include_directories(indexcache_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/${name})
+  target_include_directories(indexcache_${name} PUBLIC ${PROJECT_SOURCE_DIR}/lib/${name})
   target_compile_options(indexcache_${name} PRIVATE -Wall -Wextra)
   target_link_libraries(indexcache_${name} PUBLIC ${ARGN})
   if(cuda_sources AND INDEXCACHE_TORCH_HAS_CUDA AND TARGET indexcache_kernels)
@@ -54,4 +55,4 @@ endif()
 indexcache_wing(search indexcache_model indexcache_base nlohmann_json::nlohmann_json)
 indexcache_wing(overlap indexcache_model indexcache_data indexcache_report indexcache_base)
 indexcache_wing(app indexcache_search indexcache_overlap indexcache_model indexcache_data indexcache_plan
-                indexcache_report indexcache_checkpoint indexcache_tokenizer indexcache_base)
+                indexcache_report indexcache_checkpoint indexcache_tokenizer indexcache_base CLI11::CLI11)
