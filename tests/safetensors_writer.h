@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "error.h"
+#include "input_error.h"
 #include "file_system.h"
 
 namespace indexcache::test_support {
@@ -144,18 +145,6 @@ inline void write_safetensors(const std::string& path, const std::vector<WriterT
 inline std::string safetensors_index_json(const std::map<std::string, std::string>& weight_map) {
   nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}};
   return index.dump(2);
-}
-
-// The message of the indexcache::InputError that `action` throws, or nullopt when it returns
-// normally. Other exceptions pass through. Catch-free, so any test file can wrap it.
-template <typename Action>
-std::optional<std::string> input_error_message(Action&& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return std::string(error.what());
-  }
-  return std::nullopt;
 }
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.

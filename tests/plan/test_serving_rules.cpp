@@ -6,27 +6,18 @@
 
 #include "catch_shim.h"
 #include "error.h"
+#include "input_error.h"
 #include "layer_pattern.h"
 #include "serving_engines.h"
 
 using namespace indexcache;
+using indexcache::test_support::input_error_message;
 using nlohmann::json;
 
 namespace {
 
 std::string reading(Engine engine, const json& config, const std::string& type = "glm_moe_dsa", int64_t layers = 6) {
   return engine_reading(engine, config, type, layers, "config.json").pattern;
-}
-
-// The message of the InputError `action` throws, or nullopt.
-template <typename Action>
-std::optional<std::string> input_error_message(Action&& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return std::string(error.what());
-  }
-  return std::nullopt;
 }
 
 }  // namespace
