@@ -107,6 +107,8 @@ int run_eval(Arguments& a) {
 }
 
 int run_search_command(Arguments& a) {
+  // Checked before any model work: an empty name would fail only at the very end.
+  if (a.out_path.empty()) throw InputError("--out", "is empty: give the layer plan's file name");
   check_writable(a.out_path);
   if (!a.json_path.empty()) check_writable(a.json_path);
   if (!a.export_out.empty()) check_writable(a.export_out);
@@ -145,6 +147,8 @@ int run_search_command(Arguments& a) {
 int run_check(Arguments& a) {
   LayerPlan recorded = read_plan(a.check_path);
   SessionOptions options = session_options_from_plan(recorded, a.session.device);
+  // A plan for another model is bad input, not drift: refused before any weights load.
+  check_plan_fits_model(recorded, a.check_path, options.model_dir.empty() ? default_model_dir() : options.model_dir);
   SearchSettings settings = search_settings_from_plan(recorded);
   Progress progress(a.quiet);
   Session session = open_session(options);

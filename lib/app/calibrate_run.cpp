@@ -315,23 +315,28 @@ void check_config_pattern(const LayerPlan& plan, const std::string& config_path,
 
 }  // namespace
 
+ModelConfig check_plan_fits_model(const LayerPlan& plan, const std::string& plan_path, const std::string& model_dir) {
+  ModelConfig config = load_model_config(model_dir);
+  auto mismatch = [&](const std::string& field, const std::string& in_plan, const std::string& in_model) {
+    throw InputError(plan_path, "is for another model: " + field + " is " + in_plan + " in the plan, " + in_model +
+                                    " in " + model_dir);
+  };
+  if (config.model_type_name != plan.model_type) mismatch("model.model_type", plan.model_type, config.model_type_name);
+  if (config.num_hidden_layers != plan.num_hidden_layers) {
+    mismatch("model.num_hidden_layers", std::to_string(plan.num_hidden_layers), std::to_string(config.num_hidden_layers));
+  }
+  if (config.index_topk != plan.index_topk) {
+    mismatch("model.index_topk", std::to_string(plan.index_topk), std::to_string(config.index_topk));
+  }
+  return config;
+}
+
 Validation validate_plan(const std::string& plan_path, const std::string& model_dir,
                          const std::vector<int64_t>& pp_stages) {
   LayerPlan plan = read_plan(plan_path);
   Validation result;
   if (!model_dir.empty()) {
-    ModelConfig config = load_model_config(model_dir);
-    auto mismatch = [&](const std::string& field, const std::string& in_plan, const std::string& in_model) {
-      throw InputError(plan_path, "is for another model: " + field + " is " + in_plan + " in the plan, " + in_model +
-                                      " in " + model_dir);
-    };
-    if (config.model_type_name != plan.model_type) mismatch("model.model_type", plan.model_type, config.model_type_name);
-    if (config.num_hidden_layers != plan.num_hidden_layers) {
-      mismatch("model.num_hidden_layers", std::to_string(plan.num_hidden_layers), std::to_string(config.num_hidden_layers));
-    }
-    if (config.index_topk != plan.index_topk) {
-      mismatch("model.index_topk", std::to_string(plan.index_topk), std::to_string(config.index_topk));
-    }
+    const ModelConfig config = check_plan_fits_model(plan, plan_path, model_dir);
     const Fp8BlockSize block = config.fp8_block_size();
     std::string difference =
         fingerprint_difference(plan.indexer_tensors, fingerprint_indexer(Checkpoint::open(model_dir, block), config));

@@ -60,6 +60,11 @@ std::string plan_summary(const LayerPlan& plan);
 SessionOptions session_options_from_plan(const LayerPlan& plan, const std::string& device);
 SearchSettings search_settings_from_plan(const LayerPlan& plan);
 
+// Throws InputError naming the plan and the field when the model in `model_dir` has another
+// model_type, layer count or index_topk than the plan was made for (--validate, --check);
+// returns the model's config.
+ModelConfig check_plan_fits_model(const LayerPlan& plan, const std::string& plan_path, const std::string& model_dir);
+
 // --validate: schema and pattern (read_plan), and with a model directory its type, layer count,
 // index_topk and indexer fingerprint; with stage starts, that every stage starts on an F layer.
 // Throws InputError naming the field that does not match. `warnings` lists the engines that the

@@ -41,6 +41,24 @@ AddOption common_field(Field CommonArguments::*member) {
   return stores_into([member](CommonArguments& arguments) -> Field& { return arguments.*member; });
 }
 
+// `add` for a count that must be at least 1: 0 and negative values are command-line errors
+// (exit 2), never a silent "use the default".
+AddOption positive(AddOption add) {
+  return [add](CLI::App& app, const SharedOption& option, CommonArguments& arguments) -> CLI::Option* {
+    return add(app, option, arguments)->check([](const std::string& text) -> std::string {
+      long long value = 0;
+      try {
+        value = std::stoll(text);
+      } catch (const std::exception&) {
+        return "";  // not a number: the option's own conversion reports it
+      }
+      if (value < 0) return text + " is negative; give a count of at least 1";
+      if (value == 0) return "0 is not a count; give at least 1 (leave the option out for the default)";
+      return "";
+    });
+  };
+}
+
 // Defaults that are a plain value come from the field itself (shows_default), so the help cannot
 // state another value than the code uses; defaults that depend on something else are in the text.
 std::vector<SharedOption> build_table() {
@@ -52,10 +70,10 @@ std::vector<SharedOption> build_table() {
        "YAML mix (default: the bundled mix configs/mix-default.yaml); each file or set is a domain",
        kEveryTool, false, session_field(&SessionOptions::data_specs)},
       {"--seq-len", "N", "Tokens per packed sequence for text data (default: the mix's seq_len, else 1024)", kEveryTool,
-       false, session_field(&SessionOptions::seq_len)},
+       false, positive(session_field(&SessionOptions::seq_len))},
       {"--num-samples", "N",
        "Number of calibration sequences (default: the mix's num_samples, else all the data gives)", kEveryTool, false,
-       session_field(&SessionOptions::num_samples)},
+       positive(session_field(&SessionOptions::num_samples))},
       {"--seed", "N", "Sampling seed; 0 takes the mix's seed when the mix gives one", kEveryTool, true,
        session_field(&SessionOptions::seed)},
       {"--split", "NAME", "Split of the bundled data sets: calibration or heldout", kEveryTool, true,
