@@ -308,7 +308,7 @@ void check_config_pattern(const LayerPlan& plan, const std::string& config_path,
     result.warnings.push_back("  apply the plan with --export hf-config (it states the pattern in every form) or with "
                               "--export vllm / sglang (their overrides take precedence over these fields)");
   }
-  if (transformers_instructions(plan.model_type).rfind("not applied", 0) == 0) {
+  if (!engine_applies_patterns(Engine::Transformers, plan.model_type)) {
     result.notes.push_back("transformers: " + transformers_instructions(plan.model_type));
   }
 }

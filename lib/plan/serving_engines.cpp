@@ -91,6 +91,10 @@ const char* engine_name(Engine engine) {
   return "?";
 }
 
+bool engine_applies_patterns(Engine engine, const std::string& model_type) {
+  return engine != Engine::Transformers || model_type == "glm_moe_dsa";
+}
+
 std::string frequency_pattern(int64_t layers, int64_t frequency, int64_t offset) {
   std::string pattern;
   for (int64_t layer = 0; layer < layers; ++layer) {
@@ -105,7 +109,7 @@ EngineReading engine_reading(Engine engine, const json& config, const std::strin
   switch (engine) {
     case Engine::Transformers:
       // transformers' deepseek_v32 builds an indexer in every layer and reads no pattern field.
-      if (model_type != "glm_moe_dsa") {
+      if (!engine_applies_patterns(engine, model_type)) {
         return {std::string(static_cast<std::size_t>(layers), 'F'), "not read by this model", false};
       }
       return types_first_reading(config, layers, where);
@@ -196,7 +200,7 @@ std::vector<std::string> config_conflicts(const json& config, const LayerPattern
 }
 
 std::string transformers_instructions(const std::string& model_type) {
-  if (model_type == "glm_moe_dsa") {
+  if (engine_applies_patterns(Engine::Transformers, model_type)) {
     return "config.json with indexer_types (read first) and index_topk_pattern: indexcache-calibrate --export hf-config";
   }
   return "not applied: transformers' " + model_type +

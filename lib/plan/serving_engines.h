@@ -24,6 +24,10 @@ enum class Engine { Transformers, Vllm, Sglang };
 inline constexpr Engine kEngines[] = {Engine::Transformers, Engine::Vllm, Engine::Sglang};
 const char* engine_name(Engine engine);
 
+// Whether `engine` applies a pattern at all to a model of `model_type` (transformers' deepseek_v32
+// runs every indexer whatever the config says; the others do).
+bool engine_applies_patterns(Engine engine, const std::string& model_type);
+
 // What an engine makes of a config: the F/S pattern it runs and the field it took it from.
 // `honours_pattern` is false where the engine runs every indexer whatever the config says.
 struct EngineReading {
