@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates lib/unicode_nfc_tables.h: the data that lib/unicode_normalize.cpp needs for NFC.
+"""Generates lib/tokenizer/unicode_nfc_tables.h: the data that lib/tokenizer/unicode_normalize.cpp needs for NFC.
 
 Source: Python's `unicodedata` module (the Unicode version it carries is written into the header).
 
@@ -14,9 +14,9 @@ the tables follow `unicodedata` unchanged. Normalization stability guarantees th
 which already existed in 9.0 have the same data in every later version.
 
 The header holds combining classes, full canonical decompositions and primary compositions; the
-NFC quick-check property is derived from them at run time (lib/unicode_normalize.cpp).
+NFC quick-check property is derived from them at run time (lib/tokenizer/unicode_normalize.cpp).
 
-Usage: python3 scripts/gen_unicode_tables.py [--repertoire 9.0|full] > lib/unicode_nfc_tables.h
+Usage: python3 scripts/gen_unicode_tables.py [--repertoire 9.0|full] > lib/tokenizer/unicode_nfc_tables.h
 """
 import argparse
 import sys

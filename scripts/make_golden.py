@@ -197,7 +197,7 @@ class Recorder:
         self.last_row_gaps = None
         # How the indexer's top-k orders equal scores: "torch" leaves it to torch.topk (order
         # unspecified: on the CPU it is not the lowest position), "lowest-position" is
-        # indexcache's rule (lib/indexer.h). Trained mode uses the latter: a trained indexer
+        # indexcache's rule (lib/model/indexer.h). Trained mode uses the latter: a trained indexer
         # scores many keys exactly 0, and a fixture should not depend on torch internals.
         self.tie_rule = "torch"
 

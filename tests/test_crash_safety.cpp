@@ -4,7 +4,7 @@
 //
 // Kills during journal writes use a test-only hook: INDEXCACHE_TEST_JOURNAL_DELAY_MS makes each
 // journal write wait between its complete, flushed temporary file and the rename
-// (lib/search_journal.cpp). The test watches for the temporary file and sends SIGKILL while it
+// (lib/search/search_journal.cpp). The test watches for the temporary file and sends SIGKILL while it
 // exists, so the kill lands inside the write every time, not by chance.
 #include <signal.h>
 #include <sys/wait.h>

@@ -7,7 +7,7 @@
 // Exact ties. The trained indexer scores many keys exactly 0 (relu of every head negative), so
 // in some rows fewer than index_topk keys score above 0 and the last places go to keys of equal
 // score. torch.topk's order for equal values is unspecified, so the fixture is made with
-// indexcache's documented rule (lib/indexer.h: among equal scores the lowest positions win;
+// indexcache's documented rule (lib/model/indexer.h: among equal scores the lowest positions win;
 // make_golden.py --tie-rule lowest-position, recorded as `tie_rule`). Exactly tied rows must then
 // select the same sets; rows whose k-th and (k+1)-th scores differ by less than 1e-4 relative
 // (listed in `near_ties`) may legitimately go either way under float rounding and are counted.

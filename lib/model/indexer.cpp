@@ -121,7 +121,7 @@ at::Tensor all_causal_topk(int64_t tokens, int64_t k, const at::Device& device) 
 }
 
 #ifdef INDEXCACHE_CUDA
-at::Tensor indexer_topk_cuda(const IndexerProjection& projection, int64_t k);  // lib/indexer_cuda.cpp
+at::Tensor indexer_topk_cuda(const IndexerProjection& projection, int64_t k);  // lib/model/indexer_cuda.cpp
 #endif
 
 at::Tensor indexer_topk(const IndexerProjection& projection, int64_t k, int64_t chunk_bytes) {

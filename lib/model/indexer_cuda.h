@@ -1,4 +1,4 @@
-// The lightning indexer on CUDA tensors (lib/indexer_cuda.cpp, built only against a CUDA
+// The lightning indexer on CUDA tensors (lib/model/indexer_cuda.cpp, built only against a CUDA
 // libtorch with the kernels; indexer_topk in indexer.h dispatches here).
 //
 // Which kernels run, by IndexerPrecision (the choice keeps each mode's CPU semantics):

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "layer_pattern.h"
-
 #include "model.h"
 
 namespace indexcache {

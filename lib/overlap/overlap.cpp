@@ -5,7 +5,7 @@
 namespace indexcache {
 
 #ifdef INDEXCACHE_CUDA
-// lib/overlap_cuda.cpp: the counts from the overlap kernel; false when it does not handle the shape.
+// lib/overlap/overlap_cuda.cpp: the counts from the overlap kernel; false when it does not handle the shape.
 bool overlap_add_cuda(const std::vector<at::Tensor>& topk, int64_t k, int64_t query_stride, at::Tensor& counts);
 #endif
 

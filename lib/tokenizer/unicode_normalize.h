@@ -1,5 +1,5 @@
 // Unicode canonical composition (NFC) of UTF-8 text, with the quick-check fast path for text
-// that is already in NFC. Data: lib/unicode_nfc_tables.h (see scripts/gen_unicode_tables.py for
+// that is already in NFC. Data: lib/tokenizer/unicode_nfc_tables.h (see scripts/gen_unicode_tables.py for
 // the Unicode version and why the repertoire is that of Unicode 9.0).
 #pragma once
 
