@@ -5,6 +5,9 @@
 #   scripts/fuzz.sh 60 tokenizer    only the named target(s)
 #   FUZZ_RUNS=1000000 scripts/fuzz.sh   a fixed number of executions per target instead of a time
 #   FUZZ_JOBS=2 scripts/fuzz.sh 600     that many fuzzing processes per target (libFuzzer -fork)
+#   FUZZ_BUILD_DIR=build-x scripts/fuzz.sh   build and work in another folder (default build-fuzz)
+# Each target's summary line gives its executions and peak resident memory (libFuzzer's
+# stat::peak_rss_mb; in -fork mode the largest "rss:" any status line reported).
 # Inputs: the committed seeds (tests/fuzz/corpus/<target>/) and the crashes already fixed
 # (tests/fuzz/regressions/<target>/, replayed first); what a run discovers goes to
 # build-fuzz/corpus/<target>/, crashes to build-fuzz/artifacts/<target>/. A crash, leak, hang
@@ -33,21 +36,22 @@ if ! "$compiler" -fsanitize=fuzzer,address,undefined "$probe/probe.cpp" -o "$pro
   exit 2
 fi
 
-cmake -S tests/fuzz -B build-fuzz -DCMAKE_CXX_COMPILER="$compiler" >/dev/null
-cmake --build build-fuzz -j"$(nproc)" >/dev/null
+build=${FUZZ_BUILD_DIR:-build-fuzz}
+cmake -S tests/fuzz -B "$build" -DCMAKE_CXX_COMPILER="$compiler" >/dev/null
+cmake --build "$build" -j"${FUZZ_BUILD_JOBS:-$(nproc)}" >/dev/null
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 summary=()
 failed=0
 for target in "${targets[@]}"; do
-  binary=build-fuzz/fuzz_$target
+  binary=$build/fuzz_$target
   seeds=tests/fuzz/corpus/$target
   regressions=tests/fuzz/regressions/$target
-  work=build-fuzz/corpus/$target
-  artifacts=build-fuzz/artifacts/$target/
+  work=$build/corpus/$target
+  artifacts=$build/artifacts/$target/
   mkdir -p "$work" "$artifacts"
-  log=build-fuzz/fuzz_$target.log
+  log=$build/fuzz_$target.log
   if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
     if ! "$binary" -runs=0 "$regressions" >"$log.regressions" 2>&1; then
       echo "fuzz.sh: $target: a fixed crash is back (see $log.regressions)" >&2
@@ -67,12 +71,14 @@ for target in "${targets[@]}"; do
   # Executions: the final stats of a single process, or the fork supervisor's last line.
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   [ -z "$runs" ] && runs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
+  rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+  [ -z "$rss" ] && rss=$(grep -o 'rss: [0-9]*Mb' "$log" | grep -o '[0-9]*' | sort -n | tail -1 || true)
   if [ "$status" -ne 0 ]; then
     failed=1
-    summary+=("$target: FAILED after ${runs:-?} executions (log $log, inputs in $artifacts)")
+    summary+=("$target: FAILED after ${runs:-?} executions, peak RSS ${rss:-?} MB (log $log, inputs in $artifacts)")
     grep -E "ERROR|violated|SUMMARY|Test unit written" "$log" | head -5 >&2 || true
   else
-    summary+=("$target: ok, ${runs:-?} executions")
+    summary+=("$target: ok, ${runs:-?} executions, peak RSS ${rss:-?} MB")
   fi
 done
 printf '%s\n' "${summary[@]}"

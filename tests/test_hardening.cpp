@@ -45,7 +45,7 @@ TEST_CASE("plan check (--check) against another model is exit 2 naming the field
   REQUIRE(search.status == 0);
   // The plan now names the bundled 12-layer model instead of the 6-layer one it was made for.
   std::string text = read_text(plan);
-  const std::string recorded = "path: \"" + model + "\"";
+  const std::string recorded = "path: \"model\"";  // below the plan's folder: recorded relative to it
   REQUIRE(text.find(recorded) != std::string::npos);
   text.replace(text.find(recorded), recorded.size(),
                "path: \"" + std::string(INDEXCACHE_SOURCE_DIR) + "/models/tiny-dsa\"");

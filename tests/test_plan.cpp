@@ -75,9 +75,14 @@ TEST_CASE("a search writes a plan that reads back, is byte-stable and matches th
   CHECK(plan.sources.size() == 1);
   CHECK(plan.sources[0].sha256.size() == 64);
   CHECK(plan.layer_forwards < plan.naive_layer_forwards);
-  // Both uniform references with 2 F layers: index_topk_freq=5 gives layers 0 and 1.
+  // Both uniform references with 2 F layers: index_topk_freq=5 at the engines' default offset 2
+  // gives layers 0 and 1, and the label names both numbers.
   REQUIRE(plan.uniform.size() == 2);
-  CHECK(plan.uniform[0].name == "index_topk_freq=5");
+  CHECK(plan.uniform[0].name == "index_topk_freq=5 offset=2");
+  // The MTP layer of the fixture (num_nextn_predict_layers 1, tensors at layer 6) is listed.
+  REQUIRE(plan.excluded_layers.size() == 1);
+  CHECK(plan.excluded_layers[0].layer == 6);
+  CHECK(plan.excluded_layers[0].role == "next-n");
   CHECK(plan.uniform[0].pattern.text() == "FFSSSS");
   CHECK(plan.uniform[1].pattern.text() == "FSSFSS");
 }
@@ -162,11 +167,18 @@ TEST_CASE("check exits 0 when the plan is reproduced and 1 with a diff when it d
   INFO(same.err);
   CHECK(same.status == 0);
   CHECK(same.out.find("up to date") != std::string::npos);
-  // A plan whose recorded pattern differs from what its settings produce.
-  std::string text = read_text(ws.file("p.yaml"));
-  text.replace(text.find("pattern: \"FSSSSF\""), 17, "pattern: \"FFSSSS\"");
-  text.replace(text.find("full_layers: [0, 5]"), 19, "full_layers: [0, 1]");
-  write_text(ws.file("drift.yaml"), text);
+  // A plan whose recorded pattern differs from what its settings produce, consistent in itself
+  // (read_plan refuses a pattern its trajectory does not end in): the search removed 5, 4, 3, 2.
+  LayerPlan drifted = read_plan(ws.file("p.yaml"));
+  LayerPattern pattern = LayerPattern::all_full(6);
+  for (std::size_t i = 0; i < drifted.trajectory.size(); ++i) {
+    pattern = pattern.with_shared(5 - static_cast<int64_t>(i));
+    drifted.trajectory[i].removed = 5 - static_cast<int64_t>(i);
+    drifted.trajectory[i].pattern = pattern;
+  }
+  drifted.pattern = pattern;
+  REQUIRE(pattern.text() == "FFSSSS");
+  write_text(ws.file("drift.yaml"), plan_to_yaml(drifted));
   ToolResult drift = run_tool("indexcache-calibrate", {"--check", ws.file("drift.yaml")});
   CHECK(drift.status == 1);
   CHECK(drift.out.find("FFSSSS") != std::string::npos);

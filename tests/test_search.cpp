@@ -129,7 +129,7 @@ TEST_CASE("layer-major groups of forwards give identical losses and load each st
   const auto tokens = static_cast<int64_t>(sequences.front().size());
   const int64_t job = forward_state_bytes(in_memory, tokens);
   CHECK(job == (tokens - in_memory.pattern_invariant_rows(tokens)) * config.hidden_size * 4 +
-                   tokens * config.index_topk * 8);
+                   tokens * config.index_topk * 4);  // int32 selections
   // One at a time; one group per pass; below one forward's state (still one per group); pairs
   // (groups crossing from one candidate to the next).
   const std::vector<int64_t> budgets = {0, int64_t{1} << 40, 1, 2 * job + job / 2};

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 #include "error.h"
 
@@ -51,6 +52,30 @@ std::string read_regular_file(const std::string& path, const std::string& what) 
   text << in.rdbuf();
   if (in.bad()) throw InputError(path, "cannot be read: read error");
   return text.str();
+}
+
+std::string follow_symlinks(const std::string& path) {
+  constexpr int kMostLinks = 40;  // as the kernel's own limit (ELOOP)
+  std::string current = path;
+  for (int links = 0;; ++links) {
+    struct stat info {};
+    if (::lstat(current.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) return current;
+    if (links == kMostLinks) throw InputError(path, "cannot be used: too many levels of symbolic links (a loop?)");
+    std::vector<char> target(static_cast<std::size_t>(info.st_size > 0 ? info.st_size : 255) + 1);
+    const ssize_t length = ::readlink(current.c_str(), target.data(), target.size());
+    if (length < 0 || static_cast<std::size_t>(length) >= target.size()) {
+      throw InputError(path, std::string("cannot read the symbolic link ") + current + ": " +
+                                 (length < 0 ? std::strerror(errno) : "it changed while being read"));
+    }
+    current = join_path(parent_directory(current), std::string(target.data(), static_cast<std::size_t>(length)));
+  }
+}
+
+void sync_directory(const std::string& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
 }
 
 int64_t file_size(const std::string& path) {

@@ -22,6 +22,15 @@ void require_regular_file(const std::string& path, const std::string& what);
 // The whole contents of a regular file (require_regular_file's errors, then read errors).
 std::string read_regular_file(const std::string& path, const std::string& what);
 
+// `path` with the symbolic links of its last component followed (a chain; a relative target
+// is taken from the link's own folder) to a name that is not a link, whether or not anything
+// exists there yet; `path` itself when it is no link. Throws InputError naming `path` for a
+// loop (over 40 links) or a link that cannot be read.
+std::string follow_symlinks(const std::string& path);
+
+// fsync of a directory, so that renames in it survive a power loss; best effort.
+void sync_directory(const std::string& directory);
+
 // "a/b" from ("a", "b"); keeps an absolute second part as is.
 std::string join_path(const std::string& directory, const std::string& name);
 std::string parent_directory(const std::string& path);  // "." for a bare name

@@ -434,6 +434,80 @@ bool is_mix(const std::string& spec) {
   return extension == ".yaml" || extension == ".yml";
 }
 
+// Mixes do not nest: an entry naming another mix is refused. When the mixes such an entry leads
+// to come back to one already on the way (a mix naming itself, A -> B -> A), the message shows
+// that cycle, the thing the user has to break.
+
+// `path` without "./" components (joining "./a.yaml" to a folder, or any name to ".", gives them).
+std::string shown_path(std::string path) {
+  for (std::size_t at = path.find("/./"); at != std::string::npos; at = path.find("/./", at)) path.erase(at, 2);
+  while (path.rfind("./", 0) == 0 && path.size() > 2) path.erase(0, 2);
+  return path;
+}
+
+// Device and inode: the same file however it is spelt (relative, absolute, through links).
+std::optional<std::pair<dev_t, ino_t>> file_identity(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return std::nullopt;
+  return std::make_pair(info.st_dev, info.st_ino);
+}
+
+// The mixes named by the `path` entries of the mix at `path`, resolved against its folder; none
+// where it cannot be read (only the cycle message depends on this, never the data).
+std::vector<std::string> mixes_named_by(const std::string& path) {
+  std::vector<std::string> named;
+  if (!is_regular_file(path)) return named;
+  try {
+    const YAML::Node root = YAML::LoadFile(path);
+    const YAML::Node sets = root.IsMap() ? root["sets"] : YAML::Node();
+    if (!sets.IsSequence()) return named;
+    for (const YAML::Node& entry : sets) {
+      if (!entry.IsMap() || !entry["path"] || !entry["path"].IsScalar()) continue;
+      const std::string written = entry["path"].as<std::string>();
+      if (is_mix(written)) named.push_back(join_path(parent_directory(path), written));
+    }
+  } catch (const YAML::Exception&) {
+  }
+  return named;
+}
+
+// Depth first from `chain` (mixes, each naming the next) on to `next`: the chain up to and
+// including the first mix seen twice, or empty when there is no cycle. `budget` bounds the
+// files read, so a wide web of mixes cannot make the message expensive.
+std::vector<std::string> mix_cycle(std::vector<std::string>& chain, const std::string& next, int& budget) {
+  if (--budget < 0) return {};
+  const auto identity = file_identity(next);
+  if (!identity) return {};
+  for (const std::string& earlier : chain) {
+    if (file_identity(earlier) == identity) {
+      std::vector<std::string> cycle = chain;
+      cycle.push_back(next);
+      return cycle;
+    }
+  }
+  chain.push_back(next);
+  for (const std::string& named : mixes_named_by(next)) {
+    std::vector<std::string> cycle = mix_cycle(chain, named, budget);
+    if (!cycle.empty()) return cycle;
+  }
+  chain.pop_back();
+  return {};
+}
+
+// The error for entry `field` of mix `mix`, which names the mix `nested`.
+[[noreturn]] void refuse_nested_mix(const std::string& mix, const std::string& field, const std::string& nested) {
+  std::vector<std::string> chain = {mix};
+  int budget = 64;
+  const std::vector<std::string> cycle = mix_cycle(chain, nested, budget);
+  if (!cycle.empty()) {
+    std::string text;
+    for (const std::string& path : cycle) text += (text.empty() ? "" : " -> ") + shown_path(path);
+    throw InputError(mix, field + ": mix cycle: " + text);
+  }
+  throw InputError(mix, field + ": " + shown_path(nested) +
+                            " is a mix; a mix cannot include another mix (list its sets in this file instead)");
+}
+
 // What the specs ask for, before anything is read.
 struct Request {
   std::vector<DataSource> sources;
@@ -508,7 +582,13 @@ DataSource mix_entry(const YAML::Node& entry, const std::string& path, const std
     const std::string written =
         yaml_value<std::string>(entry["path"], path, field + ".path", "a file path");
     // Relative paths in a mix are relative to the mix file.
-    source = file_source(written, join_path(parent_directory(path), written), weight);
+    const std::string resolved = join_path(parent_directory(path), written);
+    if (is_mix(written)) refuse_nested_mix(path, field + ".path", resolved);
+    try {
+      source = file_source(written, resolved, weight);
+    } catch (const InputError& error) {  // say which mix entry named it
+      throw InputError(path, field + ".path: " + error.what());
+    }
   }
   if (entry["name"]) {
     source.domain = yaml_value<std::string>(entry["name"], path, field + ".name", "a name");

@@ -67,16 +67,18 @@ PatternForward::PatternForward(DsaModel& model, const std::vector<int64_t>& ids,
   }
   const int64_t head_rows = model.pattern_invariant_rows(static_cast<int64_t>(ids.size()));
   tail_ = start.layer == 0 ? embed_tail(model, ids, head_rows) : start.tail;
-  last_full_ = start.last_full;
+  last_full_ = start.last_full.defined() ? start.last_full.to(at::kInt) : at::Tensor();
 }
 
 LayerOutput PatternForward::step() {
   const int64_t layer = layer_;
-  const bool full = pattern_.is_full(layer);
-  LayerOutput out = forward_tail_layer(*model_, layer, head().hidden[static_cast<std::size_t>(layer)], tail_,
-                                       full ? at::Tensor() : last_full_);
+  const bool full = model_->family().runs_indexer(pattern_, layer);
+  // The held selection is int32 (half the bytes of every forward waiting in a group); the
+  // attention gathers with int64, so an S layer gets an int64 copy on its device for its run only.
+  const at::Tensor shared = full ? at::Tensor() : last_full_.to(model_->layer_device(layer), at::kLong);
+  LayerOutput out = forward_tail_layer(*model_, layer, head().hidden[static_cast<std::size_t>(layer)], tail_, shared);
   check_finite(out.hidden, layer, sequence_index_);
-  if (full) last_full_ = out.topk;
+  if (full) last_full_ = out.topk.to(at::kInt);
   // After the tail: advancing the head appends to the hidden states the tail just read.
   if (building_) advance_head(*model_, *building_, layer, *ids_, sequence_index_);
   tail_ = out.hidden;
@@ -99,7 +101,8 @@ double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64
 int64_t forward_state_bytes(const DsaModel& model, int64_t tokens) {
   const int64_t tail_rows = tokens - model.pattern_invariant_rows(tokens);
   const int64_t element = static_cast<int64_t>(at::elementSize(model.options().dtype));
-  return tail_rows * model.config().hidden_size * element + tokens * model.config().index_topk * 8;
+  constexpr int64_t kSelectionElement = 4;  // int32 positions (PatternForward::shared_selection)
+  return tail_rows * model.config().hidden_size * element + tokens * model.config().index_topk * kSelectionElement;
 }
 
 void run_pattern_forwards(DsaModel& model, const std::vector<PlannedForward>& forwards, const ForwardHooks& hooks) {

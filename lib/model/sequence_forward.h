@@ -50,7 +50,8 @@ LayerOutput forward_tail_layer(DsaModel& model, int64_t layer, const at::Tensor&
 double tail_nll(DsaModel& model, const at::Tensor& tail, const std::vector<int64_t>& ids, int64_t head_rows);
 
 // Bytes a forward of `tokens` tokens holds between layers: its tail rows and the selection
-// [tokens, index_topk] int64 that later S layers reuse.
+// [tokens, index_topk] int32 that later S layers reuse (at 128K tokens and k = 2048 that is
+// 1 GiB a forward; int64 would be 2 GiB and halve the forwards that share a weight load).
 int64_t forward_state_bytes(const DsaModel& model, int64_t tokens);
 
 // Throws when `hidden` holds NaN or Inf ("layer L, calibration sequence S").
@@ -65,7 +66,7 @@ struct ForwardStart {
   int64_t layer = 0;                   // the first layer to run
   const SequenceHead* head = nullptr;  // the sequence's head, computed earlier; null: computed alongside (layer 0)
   at::Tensor tail;                     // [tokens - head rows, hidden]: the tail entering `layer` (layer > 0)
-  at::Tensor last_full;                // [tokens, index_topk]: the selection of the F layer before `layer` (layer > 0)
+  at::Tensor last_full;                // [tokens, index_topk] int32 or int64: the selection of the F layer before `layer` (layer > 0)
 };
 
 // One sequence's forward under a pattern, a layer at a time: the one driver behind every loss
@@ -77,6 +78,9 @@ class PatternForward {
                  const ForwardStart& start = {});
   int64_t layer() const { return layer_; }          // the layer the next step runs
   const at::Tensor& tail() const { return tail_; }  // the tail rows entering layer()
+  // The selection later S layers reuse, [tokens, index_topk] int32 (undefined before the first
+  // F layer): what the forward holds between layers besides its tail (forward_state_bytes).
+  const at::Tensor& shared_selection() const { return last_full_; }
   // Runs layer(): out.hidden is the tail leaving it, out.topk its selection [tokens, index_topk].
   LayerOutput step();
   // After the last layer: the NLL summed over every predicted position (head and tail);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data_source.h"
+#include "excluded_layer.h"
 #include "layer_pattern.h"
 #include "search_step.h"
 #include "serving_engines.h"
@@ -28,9 +29,19 @@ struct TensorFingerprint {
 };
 
 struct UniformPattern {
-  std::string name;  // "index_topk_freq=N" or "evenly-spaced"
+  // "index_topk_freq=N offset=O" (the engines' schedule with both numbers, docs/SERVING.md) or
+  // "evenly-spaced"; plans written before offsets were named say "index_topk_freq=N" (offset 2).
+  std::string name;
   LayerPattern pattern;
   double loss = 0.0;
+};
+
+// The hub id a model was named by (`--model org/name@revision`), resolved from the local Hugging
+// Face cache when the plan was made.
+struct ModelHub {
+  std::string id;        // "org/name"
+  std::string revision;  // as asked; "main" when none was given
+  std::string commit;    // the snapshot's commit hash
 };
 
 struct LayerPlan {
@@ -39,9 +50,15 @@ struct LayerPlan {
   std::vector<std::string> architectures;
   int64_t num_hidden_layers = 0;
   int64_t index_topk = 0;
+  // The model directory: relative to the plan file's folder when it lies below it, else as given
+  // (record_paths_relative_to); for a hub model its id (and @revision).
   std::string model_path;
-  std::string config_sha256;
+  std::optional<ModelHub> model_hub;
+  std::string config_sha256;         // of config.json's bytes
+  std::string config_fields_sha256;  // of its fields without the pattern ones (plan_fingerprint.h); "" in older plans
   std::vector<TensorFingerprint> indexer_tensors;  // includes FP8 scale tensors
+  // Layers not searched (fixed S, no indexer, MTP), ascending; empty in plans written before it.
+  std::vector<ExcludedLayer> excluded_layers;
 
   LayerPattern pattern;
 
@@ -85,10 +102,41 @@ struct LayerPlan {
 
 std::string plan_to_yaml(const LayerPlan& plan);
 
-// Reads and checks a plan file: schema (every field present with the right type), the pattern
-// (length num_hidden_layers, only F/S, layer 0 F) and its consistency with full_layers, kept
-// and total. Throws InputError naming the file and the field.
+// Reads and checks a plan file: schema (every field present with the right type; model.hub and
+// model.config_fields_sha256 may be absent, as in plans written before them), the pattern (length
+// num_hidden_layers, only F/S, layer 0 F) and every field derived from it or from the search
+// (check_plan_consistency, and the `serving` strings, relative_increase, full_layers, kept and
+// total as plan_to_yaml would write them). Throws InputError naming the file and the field.
 LayerPlan read_plan(const std::string& path);
+
+// The checks of read_plan that need only the plan's values: the trajectory is a chain of single
+// F -> S steps from all-F ending in `pattern`, final_loss is its last loss (baseline_loss when
+// empty), the stop rule holds (target-kept: kept == target_kept; no-candidates: only layer 0 and
+// pinned layers are F; max-loss-increase: stopped_at is the next step and exceeds the limit),
+// target_kept follows from keep_fraction, pipeline-stage starts are F, the uniform patterns are
+// what their names say with the plan's F count, and calibration.sequences/tokens are the sums
+// over the sources. Throws InputError(path, "<field> <problem>").
+void check_plan_consistency(const LayerPlan& plan, const std::string& path);
+
+// --keep FRACTION for a model of `layers` layers: max(1, round(FRACTION x layers)), halves up, with
+// FRACTION as a plan prints it (10 significant digits), so the search and a plan read back agree.
+int64_t kept_for_fraction(double fraction, int64_t layers);
+
+// Where the plan's search started: every layer F except the fixed-S ones in excluded_layers.
+LayerPattern search_start_pattern(const LayerPlan& plan);
+
+// Portable plans (docs/PLAN.md "Paths"). A path below the folder of the plan file at `plan_path`
+// is recorded relative to that folder; an absolute path outside it as given; a relative path
+// outside it made absolute (relative paths in a plan are read against the plan's folder).
+std::string path_for_plan(const std::string& path, const std::string& plan_path);
+// A recorded path as a path to open: relative ones joined to the plan file's folder.
+std::string path_from_plan(const std::string& recorded, const std::string& plan_path);
+// A --data value or recorded calibration.data entry that is a bundled set name (no extension,
+// no '/': the data wing's rule), not a path.
+bool is_bundled_set_name(const std::string& spec);
+// Applies path_for_plan to the model path (unless the model is a hub id), the data specs that are
+// files and the sources' paths; call before writing the plan to `plan_path`.
+void record_paths_relative_to(LayerPlan& plan, const std::string& plan_path);
 
 // Pipeline-parallel stages: every stage's first layer must be F (vLLM requires it). Returns an
 // empty string when the pattern satisfies them, else the first violating stage.

@@ -1,7 +1,11 @@
 #include "plan_fingerprint.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
+#include "error.h"
+#include "sha256.h"
 
 namespace indexcache {
 
@@ -20,6 +24,25 @@ std::string fingerprint_difference(const std::vector<TensorFingerprint>& plan,
            std::to_string(model.size());
   }
   return "";
+}
+
+std::string config_fields_sha256(const std::string& config_json_text, const std::string& where) {
+  nlohmann::json config = nlohmann::json::parse(config_json_text, nullptr, false);
+  if (config.is_discarded() || !config.is_object()) throw InputError(where, "is not a JSON object");
+  for (const char* key : {"indexer_types", "index_topk_pattern", "use_index_cache", "index_topk_freq",
+                          "index_skip_topk_offset"}) {
+    config.erase(key);
+  }
+  const std::string canonical = config.dump();  // nlohmann::json keeps object keys sorted
+  return sha256_hex(canonical.data(), canonical.size());
+}
+
+ConfigMatch compare_config(const LayerPlan& plan, const std::string& config_json_text, const std::string& where) {
+  if (sha256_hex(config_json_text.data(), config_json_text.size()) == plan.config_sha256) return ConfigMatch::SameBytes;
+  if (!plan.config_fields_sha256.empty() && config_fields_sha256(config_json_text, where) == plan.config_fields_sha256) {
+    return ConfigMatch::SameFieldsButPattern;
+  }
+  return ConfigMatch::Different;
 }
 
 }  // namespace indexcache

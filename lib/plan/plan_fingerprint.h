@@ -15,4 +15,17 @@ namespace indexcache {
 std::string fingerprint_difference(const std::vector<TensorFingerprint>& plan,
                                    const std::vector<TensorFingerprint>& model);
 
+// SHA-256 of a config.json's fields other than the ones that state a layer pattern
+// (indexer_types, index_topk_pattern, use_index_cache, index_topk_freq, index_skip_topk_offset),
+// as canonical JSON (keys sorted, numbers in shortest round-trip form). A config written by
+// `--export hf-config` keeps this hash while its bytes change. Throws InputError(where, ...) when
+// the text is not a JSON object.
+std::string config_fields_sha256(const std::string& config_json_text, const std::string& where);
+
+// How a model's config.json compares with the one a plan was made from: the same bytes; the same
+// fields apart from the pattern ones (as after --export hf-config; needs the plan's
+// config_fields_sha256); or different.
+enum class ConfigMatch { SameBytes, SameFieldsButPattern, Different };
+ConfigMatch compare_config(const LayerPlan& plan, const std::string& config_json_text, const std::string& where);
+
 }  // namespace indexcache

@@ -96,11 +96,8 @@ bool engine_applies_patterns(Engine engine, const std::string& model_type) {
 }
 
 std::string frequency_pattern(int64_t layers, int64_t frequency, int64_t offset) {
-  std::string pattern;
-  for (int64_t layer = 0; layer < layers; ++layer) {
-    pattern += std::max<int64_t>(layer - offset + 1, 0) % frequency == 0 ? 'F' : 'S';
-  }
-  return pattern;
+  // One formula for the engines' rule and the search's uniform baselines (layer_pattern.h).
+  return LayerPattern::from_frequency(layers, frequency, offset).text();
 }
 
 EngineReading engine_reading(Engine engine, const json& config, const std::string& model_type, int64_t layers,

@@ -350,15 +350,22 @@ std::string search_report_html(const SearchReport& report) {
   return page.document();
 }
 
+bool is_search_report_file(const std::string& name) {
+  for (const char* file : {"report.html", "report.json", "trajectory.svg", "pattern.svg", "domain-loss.svg"}) {
+    if (name == file) return true;
+  }
+  return false;
+}
+
 std::string write_search_report(const std::string& directory, const SearchReport& report) {
-  create_output_directory(directory, "--report-dir");
-  write_file_atomically(join_path(directory, "trajectory.svg"), trajectory_chart(report.plan).file_text());
-  write_file_atomically(join_path(directory, "pattern.svg"), pattern_strip(report.plan).file_text());
-  write_file_atomically(join_path(directory, "domain-loss.svg"), domain_loss_chart(report.domain_losses).file_text());
-  write_file_atomically(join_path(directory, "report.json"), search_report_json(report).dump(1) + "\n");
-  std::string html = join_path(directory, "report.html");
-  write_file_atomically(html, search_report_html(report));
-  return html;
+  ReportFolder folder(directory, "--report-dir", is_search_report_file);
+  folder.write("trajectory.svg", trajectory_chart(report.plan).file_text());
+  folder.write("pattern.svg", pattern_strip(report.plan).file_text());
+  folder.write("domain-loss.svg", domain_loss_chart(report.domain_losses).file_text());
+  folder.write("report.json", search_report_json(report).dump(1) + "\n");
+  folder.write("report.html", search_report_html(report));
+  folder.commit();
+  return folder.final_path("report.html");
 }
 
 }  // namespace indexcache

@@ -38,7 +38,12 @@ SvgDocument domain_loss_chart(const DomainLossReport& losses);
 nlohmann::ordered_json search_report_json(const SearchReport& report);
 std::string search_report_html(const SearchReport& report);
 
-// Writes the files into `directory` (created if missing) and returns report.html's path.
+// The files a search report writes (report.html, report.json and the three SVGs): a folder
+// holding nothing else is an older report, which a new one replaces as a whole.
+bool is_search_report_file(const std::string& name);
+
+// Writes the files into `directory` as one ReportFolder (report_output_dir.h: a temporary folder
+// renamed into place, so a failure leaves no partial folder) and returns report.html's path.
 std::string write_search_report(const std::string& directory, const SearchReport& report);
 
 }  // namespace indexcache

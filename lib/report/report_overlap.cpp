@@ -225,16 +225,22 @@ std::string overlap_report_html(const OverlapReport& report, const nlohmann::ord
 
 std::string write_overlap_report(const std::string& out_dir, const OverlapReport& report,
                                  const nlohmann::ordered_json& json) {
-  create_output_directory(out_dir, "--out-dir");
+  ReportFolder folder(out_dir, "--out-dir", is_overlap_report_file);
   for (const DomainOverlap& group : report.domains) {
-    std::string stem = join_path(out_dir, "overlap-" + group.file_stem);
-    write_file_atomically(stem + ".csv", matrix_csv(group.overlap, report.first_layer));
-    write_file_atomically(stem + ".svg", overlap_heatmap(report, group).file_text());
+    const std::string stem = "overlap-" + group.file_stem;
+    folder.write(stem + ".csv", matrix_csv(group.overlap, report.first_layer));
+    folder.write(stem + ".svg", overlap_heatmap(report, group).file_text());
   }
-  write_file_atomically(join_path(out_dir, "overlap.json"), json.dump(1) + "\n");
-  std::string html = join_path(out_dir, "report.html");
-  write_file_atomically(html, overlap_report_html(report, json));
-  return html;
+  folder.write("overlap.json", json.dump(1) + "\n");
+  folder.write("report.html", overlap_report_html(report, json));
+  folder.commit();
+  return folder.final_path("report.html");
+}
+
+bool is_overlap_report_file(const std::string& name) {
+  if (name == "report.html" || name == "overlap.json") return true;
+  const std::string extension = file_extension(name);
+  return name.rfind("overlap-", 0) == 0 && (extension == ".csv" || extension == ".svg");
 }
 
 }  // namespace indexcache

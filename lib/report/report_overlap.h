@@ -22,8 +22,13 @@ SvgDocument adjacent_overlap_chart(const OverlapReport& report, const DomainOver
 // report.html. `json` is overlap_json(report, session, true): the model and data description.
 std::string overlap_report_html(const OverlapReport& report, const nlohmann::ordered_json& json);
 
-// Writes every file (creating `out_dir` if needed; each file atomically, report.html last) and
-// returns the path of report.html.
+// Writes every file as one ReportFolder (report_output_dir.h: a temporary folder renamed into
+// place, or into an --out-dir that holds other files one finished file at a time, so a failure
+// leaves no partial report) and returns the path of report.html.
+// The files an overlap report writes (report.html, overlap.json, overlap-<domain>.csv/.svg): a
+// folder holding nothing else is an older report, which a new one replaces as a whole.
+bool is_overlap_report_file(const std::string& name);
+
 std::string write_overlap_report(const std::string& out_dir, const OverlapReport& report,
                                  const nlohmann::ordered_json& json);
 

@@ -65,7 +65,19 @@ SearchStep step_from_json(const nlohmann::json& value, const std::string& path, 
 // Sets each step's pattern from its text once it replays.
 void check_replay(std::vector<SearchStep>& steps, const std::vector<std::string>& pattern_texts, int64_t layers,
                   int64_t target_kept, const std::string& path) {
+  // The search starts from every indexer F; a model family's fixed-S layers (GLM-5.2's declared
+  // shared ones, model_family.h) are S from the start. Those are the layers S in the first
+  // recorded pattern besides the one its step removed; the search checks the start against the
+  // model's own when it replays (greedy_search).
   LayerPattern pattern = LayerPattern::all_full(layers);
+  if (!steps.empty() && static_cast<int64_t>(pattern_texts[0].size()) == layers && steps[0].removed >= 0 &&
+      steps[0].removed < layers) {
+    std::string start = pattern_texts[0];
+    start[static_cast<std::size_t>(steps[0].removed)] = 'F';
+    if (start.front() == 'F' && start.find_first_not_of("FS") == std::string::npos) {
+      pattern = LayerPattern::parse(start, layers, path + ": steps[0].pattern");
+    }
+  }
   for (std::size_t i = 0; i < steps.size(); ++i) {
     SearchStep& step = steps[i];
     const std::string where = "steps[" + std::to_string(i) + "]";
@@ -88,9 +100,9 @@ void check_replay(std::vector<SearchStep>& steps, const std::vector<std::string>
   }
 }
 
-// The journal's text, with a message for the common mistake of resuming a search that never ran.
+// The journal's text (require_journal's message when there is none).
 std::string read_journal_text(const std::string& path) {
-  if (!path_exists(path)) throw InputError(path, "no journal to resume from (was the search started with this --out?)");
+  SearchJournal::require_journal(path);
   return read_regular_file(path, "a search journal");
 }
 
@@ -115,6 +127,15 @@ void SearchJournal::commit(const SearchStep& step, double baseline_loss) {
   std::function<void()> before_rename;
   if (delay > 0) before_rename = [delay] { std::this_thread::sleep_for(std::chrono::milliseconds(delay)); };
   write_file_atomically(path_, journal.dump() + "\n", before_rename);
+}
+
+void SearchJournal::require_journal(const std::string& path) {
+  // The first journal write is the first committed step: a run stopped before it (killed while
+  // loading or during the first step) has nothing to resume from and must start again.
+  if (!path_exists(path)) {
+    throw InputError(path, "nothing to resume: no search step was committed with this --out (a run stopped before "
+                           "its first step leaves no journal); start it again without --resume");
+  }
 }
 
 void SearchJournal::remove() const { ::unlink(path_.c_str()); }

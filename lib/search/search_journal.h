@@ -29,6 +29,11 @@ class SearchJournal {
   static std::vector<SearchStep> read(const std::string& path, const nlohmann::json& run, int64_t layers,
                                       double* baseline_loss);
 
+  // Throws InputError when there is no journal at `path` to resume from, saying to start the
+  // run again without --resume (no journal exists until the first step commits). Cheap: the
+  // tools call it before any model work.
+  static void require_journal(const std::string& path);
+
   void commit(const SearchStep& step, double baseline_loss);
   // After the plan is written the journal has served its purpose.
   void remove() const;
