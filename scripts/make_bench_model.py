@@ -138,11 +138,16 @@ def main():
     parser.add_argument("--sequences", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--family", choices=["deepseek_v32", "deepseek_v4"], default="deepseek_v32",
+                        help="deepseek_v4: V4-Flash dimensions (scripts/bench_model_deepseek_v4.py)")
     args = parser.parse_args()
+    family = None
+    if args.family == "deepseek_v4":
+        import bench_model_deepseek_v4 as family
     device = "cuda" if torch.cuda.is_available() else "cpu"
     start = time.time()
     os.makedirs(args.out, exist_ok=True)
-    cfg = config_for(args.layers, args.experts)
+    cfg = family.config_for(args.layers, args.experts) if family else config_for(args.layers, args.experts)
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -150,7 +155,7 @@ def main():
     shards = args.layers + 1
     for layer in range(args.layers):
         name = f"model-{layer + 1:05d}-of-{shards:05d}.safetensors"
-        tensors = layer_tensors(cfg, layer, gen, device)
+        tensors = family.layer_tensors(cfg, layer, gen, device, quantize) if family else layer_tensors(cfg, layer, gen, device)
         save_file(tensors, os.path.join(args.out, name), metadata={"format": "pt"})
         weight_map.update({k: name for k in tensors})
         print(f"layer {layer}: {sum(t.numel() * t.element_size() for t in tensors.values()) / 2**30:.2f} GiB", flush=True)
@@ -161,6 +166,8 @@ def main():
         "model.norm.weight": torch.ones(h, dtype=torch.bfloat16),
         "lm_head.weight": (torch.randn(cfg["vocab_size"], h, generator=gen, device=device) / math.sqrt(h)).to(torch.bfloat16).cpu(),
     }
+    if family:
+        tensors = family.head_tensors(cfg, gen, device)
     save_file(tensors, os.path.join(args.out, name), metadata={"format": "pt"})
     weight_map.update({k: name for k in tensors})
     with open(os.path.join(args.out, "model.safetensors.index.json"), "w") as f:

@@ -20,6 +20,23 @@ and `expected.json`:
     the next expert in the router, and between the best and second-best greedy candidate, so a
     reader can see the fixtures have no near-ties that rounding could flip.
 
+Model families (`--family deepseek_v32 | glm_moe_dsa | deepseek_v4`) pick the cases of one family;
+deepseek_v4 is scripts/golden_deepseek_v4.py. Two cases cover what newer checkpoints carry:
+
+  - glm52_shared: a GLM-5.2-like config that declares sharing itself (`indexer_types` with the
+    matching `index_topk_freq` 2 / `index_skip_topk_offset` 3) and a checkpoint WITHOUT indexer
+    tensors on the declared-shared layers; its baseline, greedy start and per-layer top-k are the
+    declared pattern's (a shared layer reports its source layer's selection), patterns put F only
+    where an indexer exists, and transformers' own `indexer_types` path must agree (checks);
+  - dsv32_mtp: a complete MTP / next-n layer (attention, indexer, experts, enorm, hnorm, eh_proj,
+    shared_head) at id num_hidden_layers in the last of two shards.
+  Both record `baseline_pattern` and `excluded_layers` ({"fixed_shared": [...], "next_n": [...]}),
+  what indexcache's model family must find (tests/test_golden.cpp). To make them (GPU machine):
+
+    python3 scripts/make_golden.py --out tests/fixtures/golden --cases glm52_shared dsv32_mtp
+
+  then add their names to golden_cases() in tests/golden_fixture.h.
+
 Weights are drawn with scale 1/sqrt(fan_in) (not the default 0.02 init, which makes indexer scores
 tie); a case is re-drawn with the next seed until its margins clear a threshold.
 
@@ -175,6 +192,27 @@ CASES = {
     # BF16 weights (norms in F16) split over three shards with model.safetensors.index.json.
     "dsv32_sharded": dict(config=tiny_dsv32(num_hidden_layers=4), storage="BF16", shards=3,
                           mtp=False, patterns=["FSFS", "FFSS", "FSSS"]),
+    # GLM-5.2-like: the config declares sharing itself (indexer_types, consistent with
+    # index_topk_freq 2 / index_skip_topk_offset 3: layers 0, 1, 2, 4, 6 full), the checkpoint has
+    # NO indexer tensors on the declared-shared layers 3, 5, 7, and an MTP layer (id 8, with an
+    # indexer) that is not part of the decoder. Baseline and search start from the declared pattern.
+    "glm52_shared": dict(config=tiny_glm(
+        num_hidden_layers=8,
+        mlp_layer_types=["dense", "sparse", "dense", "sparse", "sparse", "sparse", "dense", "sparse"],
+        index_topk_freq=2, index_skip_topk_offset=3, num_nextn_predict_layers=1,
+        indexer_types=["full", "full", "full", "shared", "full", "shared", "full", "shared"]),
+        storage="F32", shards=2, mtp="full", declared="FFFSFSFS",
+        patterns=["FSFSFSFS", "FFSSFSSS", "FSSSSSSS", "FFFSSSFS", "FSSSFSSS"]),
+    # deepseek_v32 with a complete MTP / next-n layer (id 6: attention, indexer, experts, plus
+    # enorm/hnorm/eh_proj/shared_head) in the last of two shards, listed in the index.
+    "dsv32_mtp": dict(config=tiny_dsv32(num_nextn_predict_layers=1), storage="F32", shards=2, mtp="full",
+                      patterns=["FSFSFS", "FFSSFF", "FSSSSS"]),
+}
+
+# Which cases make up each model family (--family); deepseek_v4 lives in golden_deepseek_v4.py.
+FAMILY_CASES = {
+    "deepseek_v32": ["dsv32_default", "dsv32_yarn", "dsv32_fp8", "dsv32_sharded", "dsv32_mtp"],
+    "glm_moe_dsa": ["glm_dsa", "glm52_shared"],
 }
 
 SEQUENCE_LENGTHS = [40, 40, 29, 8]  # the last is shorter than index_topk: every row selects all
@@ -500,8 +538,10 @@ def overlap_matrix(captured, layers, k):
     return [[s / n for s in row] for row in sums], n
 
 
-def greedy(model, sequences, layers, target):
-    pattern = ["F"] * layers
+def greedy(model, sequences, layers, target, start=None):
+    """Algorithm 1 from `start` (default all F); layers that are S there (declared shared: no
+    indexer) are never candidates, as in indexcache's model families."""
+    pattern = list(start or "F" * layers)
     trajectory, min_gap = [], math.inf
     while pattern.count("F") > target:
         results = []
@@ -527,7 +567,13 @@ def native_glm_loss(directory, state_dict, sequences, pattern):
     # The way users set it: `index_topk_pattern` in config.json.
     with open(os.path.join(directory, "config.json")) as f:
         config_dict = json.load(f)
-    config_dict["index_topk_pattern"] = pattern
+    if "indexer_types" in config_dict:
+        # transformers reads indexer_types first (and a GLM-5.2 config carries one).
+        config_dict["indexer_types"] = [{"F": "full", "S": "shared"}[c] for c in pattern]
+        config_dict.pop("index_topk_freq", None)
+        config_dict.pop("index_skip_topk_offset", None)
+    else:
+        config_dict["index_topk_pattern"] = pattern
     pattern_dir = os.path.join(directory, "_native_pattern")
     os.makedirs(pattern_dir, exist_ok=True)
     with open(os.path.join(pattern_dir, "config.json"), "w") as f:
@@ -538,10 +584,49 @@ def native_glm_loss(directory, state_dict, sequences, pattern):
     model = glm.GlmMoeDsaForCausalLM(config).float().eval()
     assert config.indexer_types == [{"F": "full", "S": "shared"}[c] for c in pattern], config.indexer_types
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    assert not missing, missing
+    assert all(".indexer." in k and pattern[int(k.split(".")[2])] == "S" for k in missing), missing
     assert all(".indexer." in k for k in unexpected), unexpected
     loss, _ = evaluate(model, sequences, None)  # REC.pattern None: no patching at all
     return loss
+
+
+def with_shared_selections(captured_seq, declared):
+    """A layer whose indexer never ran (declared shared, no module) attends with the selection
+    of the nearest full layer before it: record that, as indexcache reports an S layer's top-k."""
+    out = dict(captured_seq)
+    for layer in range(len(declared)):
+        if layer not in out:
+            out[layer] = out[layer - 1]
+    return out
+
+
+def full_mtp_layer(to_save, config_dict, declared, seed):
+    """A complete MTP / next-n layer at id num_hidden_layers, as the released checkpoints store
+    it: a decoder layer (attention, indexer, MLP/experts) plus enorm, hnorm, eh_proj and
+    shared_head. Its values are the last decoder layer's (indexer: the last full layer's),
+    perturbed; only its presence matters: transformers does not instantiate it."""
+    layers, h = config_dict["num_hidden_layers"], config_dict["hidden_size"]
+    gen = torch.Generator().manual_seed(seed + 1000)
+    last_full = max(l for l in range(layers) if declared[l] == "F")
+    out = {}
+    for name, t in to_save.items():
+        parts = name.split(".")
+        if not name.startswith("model.layers.") or int(parts[2]) not in (layers - 1, last_full):
+            continue
+        source = int(parts[2])
+        if (".indexer." in name) != (source == last_full) and last_full != layers - 1:
+            continue
+        parts[2] = str(layers)
+        value = t.float()
+        out[".".join(parts)] = (value + 0.01 * torch.randn(value.shape, generator=gen)).to(t.dtype)
+    prefix = f"model.layers.{layers}."
+    out[prefix + "enorm.weight"] = torch.ones(h)
+    out[prefix + "hnorm.weight"] = torch.ones(h)
+    out[prefix + "eh_proj.weight"] = torch.randn(h, 2 * h, generator=gen) / math.sqrt(2 * h)
+    out[prefix + "shared_head.norm.weight"] = torch.ones(h)
+    out[prefix + "shared_head.head.weight"] = torch.randn(config_dict["vocab_size"], h, generator=gen) / math.sqrt(h)
+    assert any(".indexer." in n for n in out), "the MTP layer carries an indexer (engines always run it)"
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -563,17 +648,26 @@ def make_case(name, spec, out_root, seed0):
         config = AutoConfig.from_pretrained(directory)
         config._attn_implementation = "eager"
         cls = dsv32.DeepseekV32ForCausalLM if config.model_type == "deepseek_v32" else glm.GlmMoeDsaForCausalLM
+        declared = spec.get("declared", "F" * layers)  # the config's own sharing
         if config.model_type == "glm_moe_dsa":
-            assert all(t == "full" for t in config.indexer_types), config.indexer_types
+            assert config.indexer_types == [{"F": "full", "S": "shared"}[c] for c in declared], config.indexer_types
         torch.manual_seed(seed)
         model = cls(config).float().eval()
         init_weights(model, seed)
 
         released = released_layout(model.state_dict())
+        # Declared-shared layers ship without indexer tensors (GLM-5.2), whether or not this
+        # transformers builds an indexer module there (if it does, it never runs it).
+        released = {n: t for n, t in released.items()
+                    if not (".indexer." in n and declared[int(n.split(".")[2])] == "S")}
         block = tuple(config_dict.get("quantization_config", {}).get("weight_block_size", [128, 128]))
         to_save, rounded = store(released, spec["storage"], block)
-        model.load_state_dict(transformers_layout(rounded, model), strict=True)
-        if spec.get("mtp"):
+        missing, unexpected = model.load_state_dict(transformers_layout(rounded, model), strict=False)
+        assert not unexpected, unexpected
+        assert all(".indexer." in n and declared[int(n.split(".")[2])] == "S" for n in missing), missing
+        if spec.get("mtp") == "full":
+            to_save.update(full_mtp_layer(to_save, config_dict, declared, seed))
+        elif spec.get("mtp"):
             gen = torch.Generator().manual_seed(seed + 1000)
             h = config_dict["hidden_size"]
             to_save[f"model.layers.{layers}.eh_proj.weight"] = torch.randn(h, 2 * h, generator=gen)
@@ -587,9 +681,10 @@ def make_case(name, spec, out_root, seed0):
 
         REC.index_gap = math.inf
         REC.router_gap = math.inf
-        baseline, captured = evaluate(model, sequences, "F" * layers)
+        baseline, captured = evaluate(model, sequences, declared)
+        captured = [with_shared_selections(seq, declared) for seq in captured]
         patterns = [{"pattern": p, "loss": evaluate(model, sequences, p)[0]} for p in spec["patterns"]]
-        trajectory, greedy_gap = greedy(model, sequences, layers, 1)
+        trajectory, greedy_gap = greedy(model, sequences, layers, 1, declared)
         ok = (REC.index_gap > MIN_INDEX_GAP and REC.router_gap > MIN_ROUTER_GAP
               and greedy_gap > MIN_GREEDY_GAP)
         print(f"{name}: seed {seed} index_gap {REC.index_gap:.3g} router_gap {REC.router_gap:.3g} "
@@ -610,7 +705,7 @@ def make_case(name, spec, out_root, seed0):
     # our FP8 layout has partial edge blocks, which transformers' dequantizer does not take).
     if spec["storage"] != "FP8":
         reloaded = cls.from_pretrained(directory, dtype=torch.float32, attn_implementation="eager").eval()
-        reload_loss, _ = evaluate(reloaded, sequences, "F" * layers)
+        reload_loss, _ = evaluate(reloaded, sequences, declared)
         checks["from_pretrained_baseline_loss"] = reload_loss
         checks["from_pretrained_matches"] = abs(reload_loss - baseline) <= 1e-6 * abs(baseline)
         if not checks["from_pretrained_matches"]:
@@ -643,6 +738,7 @@ def make_case(name, spec, out_root, seed0):
         "sequence_lengths": SEQUENCE_LENGTHS,
         "predicted_positions": sum(n - 1 for n in SEQUENCE_LENGTHS),
         "rope_parameters": config.rope_parameters,
+        "baseline_pattern": declared,
         "baseline_loss": baseline,
         "patterns": patterns,
         "measured_queries": measured,
@@ -651,6 +747,13 @@ def make_case(name, spec, out_root, seed0):
         "greedy": {"target_kept": 1, "trajectory": trajectory},
         "checks": checks,
     }
+    if "declared" in spec or spec.get("mtp"):
+        # What indexcache's model family must make of this checkpoint (lib/model/model_family.h).
+        expected["excluded_layers"] = {
+            "fixed_shared": [l for l in range(layers) if declared[l] == "S"],
+            "next_n": sorted({int(n.split(".")[2]) for n in to_save
+                              if n.startswith("model.layers.") and int(n.split(".")[2]) >= layers}),
+        }
     with open(os.path.join(directory, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     size = sum(os.path.getsize(os.path.join(directory, x)) for x in os.listdir(directory))
@@ -839,13 +942,21 @@ def main():
     parser.add_argument("--data-root", default="calibration_data", help="bundled sets, for --trained")
     parser.add_argument("--tie-rule", choices=["lowest-position", "torch"], default="lowest-position",
                         help="for --trained: how the indexer's top-k orders equal scores")
+    parser.add_argument("--family", choices=["deepseek_v32", "glm_moe_dsa", "deepseek_v4"],
+                        help="only this model family's cases (deepseek_v4: scripts/golden_deepseek_v4.py)")
     args = parser.parse_args()
     torch.set_num_threads(min(8, os.cpu_count() or 1))
+    if args.family == "deepseek_v4":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import golden_deepseek_v4
+        golden_deepseek_v4.make(args.out, args.seed)
+        return
     if args.trained:
         make_trained(args.trained, args.out, args.data_root, args.tie_rule)
         return
     os.makedirs(args.out, exist_ok=True)
-    for name in args.cases:
+    cases = [c for c in args.cases if args.family is None or c in FAMILY_CASES[args.family]]
+    for name in cases:
         make_case(name, CASES[name], args.out, args.seed)
 
 

@@ -1,7 +1,8 @@
 // Our forward pass against Hugging Face transformers (fixtures from scripts/make_golden.py):
 // identical top-k sets for every measured query and layer, losses within 1e-5 relative in
 // float32, overlap entries within 1e-3, for deepseek_v32 (default RoPE, YaRN, FP8 blocks,
-// shards) and glm_moe_dsa.
+// shards) and glm_moe_dsa. The baseline is the model family's (every indexer F, fixed-S layers S),
+// patterns are in the family's form.
 #include <algorithm>
 
 #include "catch_shim.h"
@@ -46,9 +47,19 @@ TEST_CASE("golden all-F forward matches transformers in top-k sets and loss and 
       const int64_t layers = model.config().num_hidden_layers;
       const int64_t k = model.config().index_topk;
       auto sequences = golden_sequences(name);
-      PatternEvaluation all_full = evaluate_pattern(model, sequences, LayerPattern::all_full(layers), true);
+      PatternEvaluation all_full = evaluate_pattern(model, sequences, model.family().full_pattern(), true);
 
       CHECK(all_full.predictions == expected.at("predicted_positions").get<int64_t>());
+      // Cases with declared sharing or MTP layers (make_golden.py) say what the family must find.
+      if (expected.contains("excluded_layers")) {
+        std::vector<int64_t> fixed, next_n;
+        for (const ExcludedLayer& excluded : model.family().excluded_layers()) {
+          (excluded.role == kNextNRole ? next_n : fixed).push_back(excluded.layer);
+        }
+        CHECK(fixed == expected.at("excluded_layers").at("fixed_shared").get<std::vector<int64_t>>());
+        CHECK(next_n == expected.at("excluded_layers").at("next_n").get<std::vector<int64_t>>());
+        CHECK(model.family().full_pattern().text() == expected.at("baseline_pattern").get<std::string>());
+      }
       INFO("baseline loss " << all_full.loss << " vs transformers " << expected.at("baseline_loss").get<double>());
       CHECK(relative_error(all_full.loss, expected.at("baseline_loss").get<double>()) <= 1e-5);
 
@@ -89,7 +100,7 @@ TEST_CASE("golden F and S patterns match transformers losses", "[golden]") {
       auto sequences = golden_sequences(name);
       for (const auto& item : expected.at("patterns")) {
         std::string text = item.at("pattern").get<std::string>();
-        LayerPattern pattern = LayerPattern::parse(text, model.config().num_hidden_layers, "test");
+        LayerPattern pattern = model.family().parse_pattern(text, "test");
         double loss = evaluate_pattern(model, sequences, pattern, false).loss;
         INFO(name << " pattern " << text << ": " << loss << " vs " << item.at("loss").get<double>());
         CHECK(relative_error(loss, item.at("loss").get<double>()) <= 1e-5);
@@ -106,7 +117,7 @@ TEST_CASE("golden sparse gather attention matches transformers like the eager pa
       const int64_t layers = model.config().num_hidden_layers;
       const int64_t k = model.config().index_topk;
       auto sequences = golden_sequences(name);
-      PatternEvaluation all_full = evaluate_pattern(model, sequences, LayerPattern::all_full(layers), true);
+      PatternEvaluation all_full = evaluate_pattern(model, sequences, model.family().full_pattern(), true);
       INFO(name << " sparse-path loss " << all_full.loss);
       CHECK(relative_error(all_full.loss, expected.at("baseline_loss").get<double>()) <= 1e-5);
       for (int64_t layer = 0; layer < layers; ++layer) {
@@ -116,7 +127,7 @@ TEST_CASE("golden sparse gather attention matches transformers like the eager pa
         }
       }
       for (const auto& item : expected.at("patterns")) {
-        LayerPattern pattern = LayerPattern::parse(item.at("pattern").get<std::string>(), layers, "test");
+        LayerPattern pattern = model.family().parse_pattern(item.at("pattern").get<std::string>(), "test");
         CHECK(relative_error(evaluate_pattern(model, sequences, pattern, false).loss, item.at("loss").get<double>()) <= 1e-5);
       }
     }

@@ -1,5 +1,6 @@
 #include "layer_pattern.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "error.h"
@@ -25,10 +26,10 @@ LayerPattern LayerPattern::parse(const std::string& text, int64_t layers, const 
 
 LayerPattern LayerPattern::all_full(int64_t layers) { return LayerPattern(std::string(static_cast<std::size_t>(layers), 'F')); }
 
-LayerPattern LayerPattern::from_frequency(int64_t layers, int64_t frequency) {
+LayerPattern LayerPattern::from_frequency(int64_t layers, int64_t frequency, int64_t offset) {
   std::string text(static_cast<std::size_t>(layers), 'S');
   for (int64_t i = 0; i < layers; ++i) {
-    if (std::max<int64_t>(i - 1, 0) % frequency == 0) text[static_cast<std::size_t>(i)] = 'F';
+    if (std::max<int64_t>(i - offset + 1, 0) % frequency == 0) text[static_cast<std::size_t>(i)] = 'F';
   }
   return LayerPattern(text);
 }
@@ -39,6 +40,17 @@ LayerPattern LayerPattern::evenly_spaced(int64_t layers, int64_t kept) {
     // Exact integer form of floor(i * layers / kept + 1/2).
     int64_t layer = (2 * i * layers + kept) / (2 * kept);
     text[static_cast<std::size_t>(layer)] = 'F';
+  }
+  return LayerPattern(text);
+}
+
+LayerPattern LayerPattern::evenly_spaced_over(const LayerPattern& eligible, int64_t kept) {
+  const std::vector<int64_t> layers = eligible.full_layers();
+  const auto n = static_cast<int64_t>(layers.size());
+  std::string text(eligible.text_.size(), 'S');
+  for (int64_t i = 0; i < kept; ++i) {
+    // Exact integer form of floor(i * n / kept + 1/2), as evenly_spaced.
+    text[static_cast<std::size_t>(layers[static_cast<std::size_t>((2 * i * n + kept) / (2 * kept))])] = 'F';
   }
   return LayerPattern(text);
 }

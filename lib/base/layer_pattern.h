@@ -17,10 +17,19 @@ class LayerPattern {
   // (e.g. "--eval" or a plan file).
   static LayerPattern parse(const std::string& text, int64_t layers, const std::string& where);
   static LayerPattern all_full(int64_t layers);
-  // transformers/vLLM `index_topk_freq: N`: layer i is F iff max(i - 1, 0) % N == 0.
-  static LayerPattern from_frequency(int64_t layers, int64_t frequency);
+  // The engines' uniform schedule `index_topk_freq: N` with `index_skip_topk_offset: O` (vLLM,
+  // SGLang and transformers' glm_moe_dsa all use this rule; O defaults to 2 there): layer i is F
+  // iff max(i - O + 1, 0) % N == 0. With O = 2 that is layers 0, 1, then every N-th (1 + N, ...),
+  // not 0, N, 2N: the off-by-one docs/SERVING.md describes. The result may start with S (e.g.
+  // O = 0, N = 2), which no engine accepts: callers that need a valid pattern check layer 0.
+  // N must be >= 1.
+  static LayerPattern from_frequency(int64_t layers, int64_t frequency, int64_t offset = 2);
   // `kept` F layers spread evenly, starting at layer 0: layer round(i * layers / kept).
   static LayerPattern evenly_spaced(int64_t layers, int64_t kept);
+  // The same over the F layers of `eligible` only (a model whose fixed-S layers have no
+  // indexer): of its n F layers, the round(i * n / kept)-th, i = 0 .. kept-1. With `eligible`
+  // all F this is evenly_spaced(layers, kept). 1 <= kept <= eligible.kept().
+  static LayerPattern evenly_spaced_over(const LayerPattern& eligible, int64_t kept);
 
   const std::string& text() const { return text_; }
   int64_t layers() const { return static_cast<int64_t>(text_.size()); }

@@ -50,6 +50,8 @@ at::ScalarType stored_scalar_type(DType dtype) {
     case DType::BF16: return at::kBFloat16;
     case DType::F16: return at::kHalf;
     case DType::F8_E4M3: return at::kByte;  // raw bytes; decoded by fp8_e4m3_decode
+    case DType::I64: return at::kLong;
+    case DType::I32: return at::kInt;
   }
   return at::kByte;
 }
@@ -211,6 +213,10 @@ at::Tensor Checkpoint::load(const std::string& name, at::ScalarType dtype, at::D
                                 c10::toString(dtype));
   }
   const auto [file, tensor] = entry(name);
+  if (tensor->dtype == DType::I64 || tensor->dtype == DType::I32) {
+    throw InputError(file->path(), "tensor " + one_line(name) + " has dtype " + dtype_name(tensor->dtype) +
+                                       ", expected a floating-point weight");
+  }
   if (!expected_shape.empty() && tensor->shape != expected_shape) {
     throw InputError(file->path(), "tensor " + one_line(name) + " has shape " + shape_text(tensor->shape) +
                                        " but " + shape_text(expected_shape) + " was expected");
@@ -219,6 +225,20 @@ at::Tensor Checkpoint::load(const std::string& name, at::ScalarType dtype, at::D
                                                        : load_plain(*file, *tensor, dtype, device);
   check_finite(*file, *tensor, result);
   return result;
+}
+
+at::Tensor Checkpoint::load_integer(const std::string& name, at::Device device,
+                                    const std::vector<int64_t>& expected_shape) const {
+  const auto [file, tensor] = entry(name);
+  if (tensor->dtype != DType::I64 && tensor->dtype != DType::I32) {
+    throw InputError(file->path(), "tensor " + one_line(name) + " has dtype " + dtype_name(tensor->dtype) +
+                                       ", expected I64 or I32");
+  }
+  if (!expected_shape.empty() && tensor->shape != expected_shape) {
+    throw InputError(file->path(), "tensor " + one_line(name) + " has shape " + shape_text(tensor->shape) +
+                                       " but " + shape_text(expected_shape) + " was expected");
+  }
+  return mapped_view(*file, *tensor).to(device, at::kLong, /*non_blocking=*/false, /*copy=*/true);
 }
 
 at::Tensor Checkpoint::mapped_view(const SafetensorsFile& file, const TensorInfo& tensor) {

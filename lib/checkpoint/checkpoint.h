@@ -39,6 +39,11 @@ class Checkpoint {
   at::Tensor load(const std::string& name, at::ScalarType dtype, at::Device device,
                   const std::vector<int64_t>& expected_shape = {}) const;
 
+  // Loads an integer tensor (I64 or I32) as int64 on `device`; any other stored dtype, or a
+  // shape other than a non-empty `expected_shape`, is an InputError naming the file.
+  at::Tensor load_integer(const std::string& name, at::Device device,
+                          const std::vector<int64_t>& expected_shape = {}) const;
+
   // Raw stored bytes of one tensor (for fingerprints): pointer into the mapping and size.
   std::pair<const uint8_t*, std::size_t> raw_bytes(const std::string& name) const;
 

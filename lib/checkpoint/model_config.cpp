@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "layer_pattern.h"
 
 namespace indexcache {
 namespace {
@@ -287,7 +288,80 @@ void check_dimensions(const FieldReader& fields, const ModelConfig& config) {
                                           std::max<int64_t>(config.n_routed_experts, 1)});
 }
 
+// Per layer: declared shared (true) or full, from a list of "full"/"shared".
+std::vector<bool> shared_from_types(const FieldReader& fields, const json& types, int64_t layers, const char* field) {
+  if (!types.is_array()) fields.fail(field, "must be a list of \"full\"/\"shared\"");
+  if (static_cast<int64_t>(types.size()) != layers) {
+    fields.fail(field, "has " + std::to_string(types.size()) + " entries but num_hidden_layers is " +
+                           std::to_string(layers));
+  }
+  std::vector<bool> shared;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    if (types[i] != "full" && types[i] != "shared") {
+      fields.fail(std::string(field) + "[" + std::to_string(i) + "]", "is " + types[i].dump() + " (expected \"full\" or \"shared\")");
+    }
+    shared.push_back(types[i] == "shared");
+  }
+  return shared;
+}
+
+// The config's own indexer sharing, in the order transformers' glm_moe_dsa (and SGLang) reads it
+// (model_config.h, declared_shared). vLLM reads the pattern and freq/offset only; a config whose
+// indexer_types disagrees with them is served differently by the engines, which --validate reports.
+void read_declared_sharing(const FieldReader& fields, const json& root, ModelConfig& config) {
+  const int64_t layers = config.num_hidden_layers;
+  if (fields.has("index_topk_freq")) config.index_topk_freq = fields.integer("index_topk_freq");
+  if (fields.has("index_skip_topk_offset")) config.index_skip_topk_offset = fields.integer("index_skip_topk_offset");
+  std::vector<bool> shared;
+  std::string field;
+  if (fields.has("indexer_types")) {
+    field = "indexer_types";
+    shared = shared_from_types(fields, root.at(field), layers, "indexer_types");
+  } else if (fields.has("index_topk_pattern")) {
+    field = "index_topk_pattern";
+    const json& value = root.at(field);
+    if (value.is_array()) {
+      shared = shared_from_types(fields, value, layers, "index_topk_pattern");
+    } else {
+      const std::string text = fields.string("index_topk_pattern", "");
+      if (static_cast<int64_t>(text.size()) != layers) {
+        fields.fail(field, "has " + std::to_string(text.size()) + " characters but num_hidden_layers is " +
+                               std::to_string(layers));
+      }
+      for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != 'F' && text[i] != 'S') {
+          fields.fail(field, "has '" + std::string(1, text[i]) + "' at layer " + std::to_string(i) + " (only F and S)");
+        }
+        shared.push_back(text[i] == 'S');
+      }
+    }
+  } else if (config.index_topk_freq || config.index_skip_topk_offset) {
+    field = "index_topk_freq/index_skip_topk_offset";
+    const int64_t frequency = config.index_topk_freq.value_or(1);
+    if (frequency < 1) fields.fail("index_topk_freq", "must be at least 1, got " + std::to_string(frequency));
+    const LayerPattern schedule = LayerPattern::from_frequency(layers, frequency, config.index_skip_topk_offset.value_or(2));
+    for (int64_t i = 0; i < layers; ++i) shared.push_back(!schedule.is_full(i));
+  } else {
+    return;
+  }
+  if (shared.front()) {
+    fields.fail(field, "declares layer 0 shared, but layer 0 has no earlier layer to share from");
+  }
+  config.declared_shared = std::move(shared);
+  config.declared_sharing_field = field;
+}
+
 }  // namespace
+
+const char* attention_kind_name(AttentionKind kind) {
+  switch (kind) {
+    case AttentionKind::Dsa: return "dsa";
+    case AttentionKind::Sliding: return "sliding_attention";
+    case AttentionKind::CompressedSparse: return "compressed_sparse_attention";
+    case AttentionKind::HeavilyCompressed: return "heavily_compressed_attention";
+  }
+  return "?";
+}
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& where) {
   json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
@@ -339,6 +413,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   read_moe(fields, defaults, config);
   config.rope = read_rope(fields, config.max_position_embeddings);
   config.fp8_block = read_fp8_block(fields);
+  read_declared_sharing(fields, root, config);
+  config.num_nextn_predict_layers = fields.integer("num_nextn_predict_layers", 0);
+  if (config.num_nextn_predict_layers < 0) fields.fail("num_nextn_predict_layers", "must be >= 0");
   check_dimensions(fields, config);
   return config;
 }

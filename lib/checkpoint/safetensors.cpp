@@ -33,6 +33,8 @@ std::optional<DType> dtype_from_name(const std::string& name) {
   if (name == "BF16") return DType::BF16;
   if (name == "F16") return DType::F16;
   if (name == "F8_E4M3") return DType::F8_E4M3;
+  if (name == "I64") return DType::I64;
+  if (name == "I32") return DType::I32;
   return std::nullopt;
 }
 
@@ -88,7 +90,7 @@ class EntryParser {
     const auto dtype = dtype_from_name(name);
     if (!dtype) {
       throw InputError(path_, "tensor " + one_line(name_) + " has dtype " + one_line(name) +
-                                  ", which indexcache does not read (F32, BF16, F16, F8_E4M3)");
+                                  ", which indexcache does not read (F32, BF16, F16, F8_E4M3, I64, I32)");
     }
     return *dtype;
   }
@@ -255,6 +257,8 @@ const char* dtype_name(DType dtype) {
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
     case DType::F8_E4M3: return "F8_E4M3";
+    case DType::I64: return "I64";
+    case DType::I32: return "I32";
   }
   return "unknown";
 }
@@ -265,6 +269,8 @@ std::size_t dtype_size(DType dtype) {
     case DType::BF16: return 2;
     case DType::F16: return 2;
     case DType::F8_E4M3: return 1;
+    case DType::I64: return 8;
+    case DType::I32: return 4;
   }
   return 0;
 }

@@ -14,10 +14,11 @@
 
 namespace indexcache {
 
-// The dtypes indexcache reads. Others (I8, F64, ...) are refused by name.
-enum class DType { F32, BF16, F16, F8_E4M3 };
+// The dtypes indexcache reads. Others (I8, F64, ...) are refused by name. I64 and I32 hold
+// integer tables (DeepSeek-V4's hash-routing `tid2eid`), read with Checkpoint::load_integer.
+enum class DType { F32, BF16, F16, F8_E4M3, I64, I32 };
 
-// "F32", "BF16", "F16", "F8_E4M3" (the safetensors spelling).
+// "F32", "BF16", "F16", "F8_E4M3", "I64", "I32" (the safetensors spelling).
 const char* dtype_name(DType dtype);
 // Bytes per element.
 std::size_t dtype_size(DType dtype);

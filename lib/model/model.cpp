@@ -20,7 +20,8 @@
 namespace indexcache {
 
 DsaModel::DsaModel(ModelConfig config, Checkpoint checkpoint, ModelOptions options)
-    : config_(std::move(config)), checkpoint_(std::move(checkpoint)), options_(std::move(options)) {
+    : config_(std::move(config)), checkpoint_(std::move(checkpoint)),
+      family_(ModelFamily::describe(config_, checkpoint_)), options_(std::move(options)) {
   frequencies_ = rope_frequencies(config_.rope, config_.qk_rope_head_dim);
   softmax_scale_ = attention_softmax_scale(config_);
   layers_.resize(static_cast<std::size_t>(config_.num_hidden_layers));
@@ -169,6 +170,12 @@ LayerOutput DsaModel::forward_layer(int64_t layer, const at::Tensor& layer_input
     RECORD_FUNCTION("indexcache::projections", std::vector<c10::IValue>());
     x = rms_norm(hidden, w.input_norm, config_.rms_norm_eps);
     projection = mla_project(w.attention, config_, x, rope, first_row);
+  }
+  if (run_indexer && !w.indexer.wq_b.defined()) {
+    // The family keeps patterns from asking this (ModelFamily::check_pattern); a caller that
+    // does gets a clear error instead of a computation on missing weights.
+    throw InputError(checkpoint_.dir(), "layer " + std::to_string(layer) +
+                                            " has no indexer tensors, so it cannot run as F (it is fixed S)");
   }
   if (run_indexer) {
     RECORD_FUNCTION("indexcache::indexer", std::vector<c10::IValue>());

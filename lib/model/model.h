@@ -16,6 +16,7 @@
 #include "layer_placement.h"
 #include "indexer.h"
 #include "model_config.h"
+#include "model_family.h"
 #include "model_weights.h"
 #include "rope.h"
 
@@ -58,6 +59,8 @@ class DsaModel {
 
   const ModelConfig& config() const { return config_; }
   const Checkpoint& checkpoint() const { return checkpoint_; }
+  // Which layers have an indexer and how a pattern (in the family's form) maps onto them.
+  const ModelFamily& family() const { return family_; }
   const ModelOptions& options() const { return options_; }
 
   // Token embeddings [tokens, hidden] for ids in [0, vocab_size).
@@ -103,6 +106,7 @@ class DsaModel {
 
   ModelConfig config_;
   Checkpoint checkpoint_;
+  ModelFamily family_;
   ModelOptions options_;
   std::vector<DevicePlacement> placement_;
   std::vector<at::Device> layer_devices_;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "error.h"
+#include "model_family.h"
 
 namespace indexcache {
 namespace {
@@ -101,6 +102,19 @@ MoeWeights load_moe(const LayerLoader& loader, const ModelConfig& c) {
 
 std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
+const char* const kIndexerTensors[] = {"wq_b.weight", "wk.weight", "k_norm.weight", "k_norm.bias",
+                                       "weights_proj.weight"};
+
+// Whether the checkpoint stores any of layer `layer`'s indexer tensors. A layer with none is one
+// the model family makes fixed S (GLM-5.2's declared-shared layers ship without an indexer); a
+// layer with some but not all is reported by read_indexer, naming the missing tensor.
+bool indexer_stored(const Checkpoint& checkpoint, int64_t layer) {
+  for (const char* tensor : kIndexerTensors) {
+    if (checkpoint.has(layer_prefix(layer) + "self_attn.indexer." + tensor)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 namespace {
@@ -124,7 +138,7 @@ LayerWeights read_layer(const Checkpoint& checkpoint, const ModelConfig& c, int6
   w.input_norm = loader.get("input_layernorm.weight", {c.hidden_size});
   w.post_attention_norm = loader.get("post_attention_layernorm.weight", {c.hidden_size});
   w.attention = load_attention(loader, c);
-  if (with_indexer) w.indexer = read_indexer(checkpoint, c, layer, dtype, device, check_only);
+  if (with_indexer && indexer_stored(checkpoint, layer)) w.indexer = read_indexer(checkpoint, c, layer, dtype, device, check_only);
   w.is_moe = c.layer_is_moe[static_cast<std::size_t>(layer)];
   if (w.is_moe) {
     w.moe = load_moe(loader, c);
@@ -166,6 +180,8 @@ LayerWeights load_layer_weights(const Checkpoint& checkpoint, const ModelConfig&
 }
 
 void check_model_tensors(const Checkpoint& checkpoint, const ModelConfig& config) {
+  // Which layers may lack their indexer (and that the first indexer layer has one): the family's.
+  ModelFamily::describe(config, checkpoint);
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
     read_layer(checkpoint, config, layer, at::kFloat, at::kCPU, /*with_indexer=*/true, /*check_only=*/true);
   }
@@ -188,10 +204,11 @@ EmbeddingWeights load_embedding_weights(const Checkpoint& checkpoint, const Mode
   return w;
 }
 
-std::vector<std::string> indexer_tensor_names(const ModelConfig& c) {
+std::vector<std::string> indexer_tensor_names(const ModelConfig& c, const Checkpoint& checkpoint) {
   std::vector<std::string> names;
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
-    for (const char* tensor : {"wq_b.weight", "wk.weight", "k_norm.weight", "k_norm.bias", "weights_proj.weight"}) {
+    if (!indexer_stored(checkpoint, layer)) continue;  // fixed S: no indexer to fingerprint
+    for (const char* tensor : kIndexerTensors) {
       names.push_back(layer_prefix(layer) + "self_attn.indexer." + tensor);
     }
   }

@@ -62,7 +62,9 @@ struct EmbeddingWeights {
 };
 
 // Loads layer `layer` in `dtype` on `device`. `with_indexer` false skips the indexer tensors
-// (an S layer never runs its indexer). Missing tensors or wrong shapes throw InputError.
+// (an S layer never runs its indexer); a layer whose checkpoint holds none of them (a fixed-S
+// layer of its model family, e.g. GLM-5.2's declared-shared layers) loads without one either
+// way. Missing tensors or wrong shapes throw InputError.
 // Calls `visit` on every defined tensor of `weights`.
 void for_each_tensor(LayerWeights& weights, const std::function<void(at::Tensor&)>& visit);
 
@@ -77,10 +79,14 @@ EmbeddingWeights load_embedding_weights(const Checkpoint& checkpoint, const Mode
                                         at::ScalarType dtype, at::Device embedding_device, at::Device head_device);
 
 // Checks, from the tensor headers alone, that every tensor the model needs is present with the
-// shape the config implies (and FP8 weights have their scales). Throws InputError.
+// shape the config implies (and FP8 weights have their scales). Indexer tensors are needed where
+// the model family (model_family.h) gives the layer an indexer of its own: a layer with none of
+// them stored is fixed S, a layer with some of them must have all. Tensors of MTP / next-n layers
+// (ids >= num_hidden_layers) are not read. Throws InputError.
 void check_model_tensors(const Checkpoint& checkpoint, const ModelConfig& config);
 
-// The checkpoint names of the indexer tensors of every layer (for plan fingerprints).
-std::vector<std::string> indexer_tensor_names(const ModelConfig& config);
+// The checkpoint names of the indexer tensors of every decoder layer that stores them (for plan
+// fingerprints; fixed-S layers without an indexer and MTP layers are not included).
+std::vector<std::string> indexer_tensor_names(const ModelConfig& config, const Checkpoint& checkpoint);
 
 }  // namespace indexcache
