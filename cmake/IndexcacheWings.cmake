@@ -53,6 +53,24 @@ if(INDEXCACHE_TORCH_HAS_CUDA AND TARGET indexcache_kernels)
   target_compile_definitions(indexcache_model PUBLIC INDEXCACHE_CUDA=1)
 endif()
 indexcache_wing(search indexcache_model indexcache_base nlohmann_json::nlohmann_json)
+# The distributed search (lib/search/distributed.h) uses libtorch's c10d: its gloo backend needs
+# gloo's headers (the Python package ships them, Debian has libgloo-dev), NCCL needs a CUDA
+# libtorch and nccl.h (the Python package's nvidia-nccl wheel, or the system's). The symbols are
+# in libtorch_cpu / libtorch_cuda, which the model wing already links.
+find_path(INDEXCACHE_GLOO_INCLUDE_DIR gloo/config.h HINTS ${TORCH_INCLUDE_DIRS})
+if(INDEXCACHE_GLOO_INCLUDE_DIR)
+  target_include_directories(indexcache_search PRIVATE ${INDEXCACHE_GLOO_INCLUDE_DIR})
+  target_compile_definitions(indexcache_search PRIVATE USE_C10D_GLOO INDEXCACHE_C10D_GLOO=1)
+endif()
+if(INDEXCACHE_TORCH_HAS_CUDA)
+  find_path(INDEXCACHE_NCCL_INCLUDE_DIR nccl.h
+    HINTS ${TORCH_INCLUDE_DIRS} ${TORCH_INSTALL_PREFIX}/../nvidia/nccl/include ${CUDAToolkit_INCLUDE_DIRS})
+  if(INDEXCACHE_NCCL_INCLUDE_DIR)
+    target_include_directories(indexcache_search PRIVATE ${INDEXCACHE_NCCL_INCLUDE_DIR})
+    target_compile_definitions(indexcache_search PRIVATE USE_C10D_NCCL INDEXCACHE_C10D_NCCL=1)
+  endif()
+endif()
+message(STATUS "indexcache: distributed search: gloo ${INDEXCACHE_GLOO_INCLUDE_DIR}, nccl ${INDEXCACHE_NCCL_INCLUDE_DIR}")
 indexcache_wing(overlap indexcache_model indexcache_data indexcache_report indexcache_base)
 indexcache_wing(app indexcache_search indexcache_overlap indexcache_model indexcache_data indexcache_plan
                 indexcache_report indexcache_checkpoint indexcache_tokenizer indexcache_base CLI11::CLI11)

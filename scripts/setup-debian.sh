@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sourced by scripts/test.sh and scripts/demo.sh: installs the Debian packages indexcache builds
 # with, when any is missing. Uses sudo when not root. OpenBLAS is among them: without it
-# libtorch runs on the reference BLAS, several times slower.
-INDEXCACHE_DEBIAN_PACKAGES=(cmake make g++ pkg-config ccache libtorch-dev libopenblas0-pthread libcli11-dev libyaml-cpp-dev catch2
+# libtorch runs on the reference BLAS, several times slower. libgloo-dev: the headers of libtorch's gloo
+# backend, which the distributed search (lib/search/distributed.h) builds against.
+INDEXCACHE_DEBIAN_PACKAGES=(cmake make g++ pkg-config ccache libtorch-dev libgloo-dev libopenblas0-pthread libcli11-dev libyaml-cpp-dev catch2
                             nlohmann-json3-dev libpcre2-dev)
 
 indexcache_install_missing_packages() {

@@ -65,10 +65,10 @@ int run(Arguments& a) {
   check_overlap_options(a.overlap);
   if (a.out_dir.empty() && a.json_path.empty()) a.out_dir = "indexcache-overlap";
   if (!a.out_dir.empty()) check_output_directory(a.out_dir, "--out-dir");
-  if (!a.json_path.empty()) check_writable(a.json_path);
+  if (!a.json_path.empty()) check_output_file(a.json_path);  // also "-" (stdout), a FIFO or a device
   if (!a.layers_text.empty()) {
     // Only config.json is read here, so a bad range fails before the weights are loaded.
-    std::string model_dir = a.session.model_dir.empty() ? default_model_dir() : a.session.model_dir;
+    std::string model_dir = locate_session_model(a.session.model_dir).directory;  // a directory or a hub id
     apply_layer_range(a.layers_text, load_model_config(model_dir).num_hidden_layers, a.overlap);
   }
 
@@ -78,11 +78,13 @@ int run(Arguments& a) {
   nlohmann::ordered_json json = overlap_json(report, session_json(session), !a.out_dir.empty());
   std::string html;
   if (!a.out_dir.empty()) html = write_overlap_report(a.out_dir, report, json);
-  if (!a.json_path.empty()) write_file_atomically(a.json_path, json.dump(1) + "\n");
+  if (!a.json_path.empty()) write_output_file(a.json_path, json.dump(1) + "\n");
   progress.finish();
-  std::printf("%s", overlap_summary(report).c_str());
-  if (!html.empty()) std::printf("report: %s\n", html.c_str());
-  if (!a.json_path.empty()) std::printf("json: %s\n", a.json_path.c_str());
+  // With `--json -` the JSON is stdout, so the summary goes to stderr.
+  std::FILE* summary = a.json_path == "-" ? stderr : stdout;
+  std::fprintf(summary, "%s", overlap_summary(report).c_str());
+  if (!html.empty()) std::fprintf(summary, "report: %s\n", html.c_str());
+  if (!a.json_path.empty() && a.json_path != "-") std::fprintf(summary, "json: %s\n", a.json_path.c_str());
   return 0;
 }
 

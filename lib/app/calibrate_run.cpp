@@ -4,15 +4,18 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
 
 #include "device.h"
+#include "distributed.h"
 #include "error.h"
 #include "file_system.h"
 #include "evaluate.h"
 #include "greedy_search.h"
+#include "indexer.h"
 #include "search_journal.h"
 #include "sha256.h"
 
@@ -32,12 +35,12 @@ int64_t resolve_target_kept(const SearchSettings& settings, int64_t layers) {
     if (!(fraction > 0.0 && fraction <= 1.0)) {
       throw InputError("--keep", "must be in (0, 1], got " + std::to_string(fraction));
     }
-    target = std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * static_cast<double>(layers) + 0.5)));
+    target = kept_for_fraction(fraction, layers);  // the plan reader checks target_kept with the same rule
   } else {
     target = *settings.keep_layers;
     if (target < 1 || target > layers) {
-      throw InputError("--keep-layers", "must be in [1, " + std::to_string(layers) + "] for this " +
-                                            std::to_string(layers) + "-layer model, got " + std::to_string(target));
+      throw InputError("--keep-layers", "must be in [1, " + std::to_string(layers) + "] for this model's " +
+                                            std::to_string(layers) + " indexers, got " + std::to_string(target));
     }
   }
   std::vector<int64_t> pinned = settings.pp_stages;
@@ -89,16 +92,30 @@ nlohmann::json search_identity(const Session& session, const SessionOptions& opt
 }
 
 std::vector<UniformPattern> evaluate_uniform_patterns(Session& session, int64_t kept, Progress& progress) {
-  const int64_t layers = session.config.num_hidden_layers;
+  const ModelFamily& family = session.model->family();
+  const LayerPattern eligible = family.full_pattern();  // F where the model has an indexer
+  const int64_t positions = family.positions();
+  // The engines' schedule (layer i F iff max(i - offset + 1, 0) % freq == 0, docs/SERVING.md) at
+  // their default offset 2, and at the offset the model's config.json gives when it differs
+  // (GLM-5.2: 3): the first freq giving `kept` F layers, each an F only where an indexer exists,
+  // is what an engine would run with those two numbers.
+  std::vector<int64_t> offsets = {2};
+  const std::optional<int64_t>& declared_offset = session.config.index_skip_topk_offset;
+  if (declared_offset && *declared_offset != 2) offsets.push_back(*declared_offset);
   std::vector<std::pair<std::string, LayerPattern>> patterns;
-  for (int64_t n = 1; n <= layers; ++n) {
-    LayerPattern candidate = LayerPattern::from_frequency(layers, n);
-    if (candidate.kept() == kept) {
-      patterns.emplace_back("index_topk_freq=" + std::to_string(n), candidate);
+  for (int64_t offset : offsets) {
+    for (int64_t frequency = 1; frequency <= positions; ++frequency) {
+      const LayerPattern candidate = LayerPattern::from_frequency(positions, frequency, offset);
+      if (candidate.kept() != kept) continue;
+      bool fits = candidate.is_full(0);
+      for (int64_t position : candidate.full_layers()) fits = fits && eligible.is_full(position);
+      if (!fits) continue;
+      patterns.emplace_back("index_topk_freq=" + std::to_string(frequency) + " offset=" + std::to_string(offset),
+                            candidate);
       break;
     }
   }
-  patterns.emplace_back("evenly-spaced", LayerPattern::evenly_spaced(layers, kept));
+  patterns.emplace_back("evenly-spaced", family.evenly_spaced(kept));
   std::vector<UniformPattern> result;
   for (const auto& [name, pattern] : patterns) {
     auto report = [&](int64_t done, int64_t total) { progress.update("uniform " + name, done, total, "sequences"); };
@@ -122,9 +139,21 @@ void fill_model_fields(LayerPlan& plan, const Session& session) {
   plan.architectures = session.config.architectures;
   plan.num_hidden_layers = session.config.num_hidden_layers;
   plan.index_topk = session.config.index_topk;
-  plan.model_path = session.model_dir;
-  plan.config_sha256 = sha256_file_hex(session.model_dir + "/config.json");
+  // A hub model is recorded by its id (path: the id as a --model value), so the plan names the
+  // same model on a machine whose cache lies elsewhere; a directory is made relative to the plan
+  // when it is written (record_paths_relative_to).
+  if (const std::optional<HubModel>& hub = session.model_location.hub) {
+    plan.model_path = hub->revision == "main" ? hub->id : hub->id + "@" + hub->revision;
+    plan.model_hub = ModelHub{hub->id, hub->revision, hub->commit};
+  } else {
+    plan.model_path = session.model_dir;
+  }
+  const std::string config_path = session.model_dir + "/config.json";
+  const std::string config_text = read_regular_file(config_path, "config.json");
+  plan.config_sha256 = sha256_hex(config_text.data(), config_text.size());
+  plan.config_fields_sha256 = config_fields_sha256(config_text, config_path);
   plan.indexer_tensors = fingerprint_indexer(session.model->checkpoint(), session.config);
+  plan.excluded_layers = session.model->family().excluded_layers();
 }
 
 void fill_calibration_fields(LayerPlan& plan, const Session& session, const SessionOptions& options) {
@@ -146,13 +175,48 @@ nlohmann::json step_details(const SearchStep& step) {
 
 }  // namespace
 
+std::string search_lock_path(const std::string& plan_path) { return plan_path + ".lock"; }
+
+RunLock lock_search_output(const std::string& plan_path, bool resume) {
+  // Locked first: a --resume of a journal whose run is still alive is refused as in use, not
+  // read while that run rewrites it.
+  RunLock lock = RunLock::take(search_lock_path(plan_path), plan_path + " (and its journal)");
+  if (resume) SearchJournal::require_journal(SearchJournal::path_for(plan_path));
+  return lock;
+}
+
+// The steps an interrupted search committed, from its journal: rank 0 reads it (and checks it
+// belongs to this search) and hands the steps to the other ranks, whose file systems may not
+// hold it. A journal rank 0 refuses stops every rank.
+static std::vector<SearchStep> resumed_steps(const std::string& journal_path, const nlohmann::json& identity,
+                                             int64_t layers, RankGroup* ranks, double* baseline_loss) {
+  if (!ranks) return SearchJournal::read(journal_path, identity, layers, baseline_loss);
+  std::vector<SearchStep> steps;
+  std::exception_ptr refused;
+  if (ranks->rank() == 0) {
+    try {
+      steps = SearchJournal::read(journal_path, identity, layers, baseline_loss);
+    } catch (const InputError&) {
+      refused = std::current_exception();
+    }
+  }
+  const std::vector<double> shared =
+      ranks->broadcast_from_rank0("the resumed steps", refused ? std::vector<double>{-1.0} : encode_steps(steps));
+  if (refused) std::rethrow_exception(refused);
+  if (shared.size() == 1 && shared[0] < 0) throw InputError(journal_path, "rank 0 could not resume from it (its message says why)");
+  return ranks->rank() == 0 ? steps : decode_steps(shared, layers);
+}
+
 LayerPlan run_search(Session& session, const SessionOptions& options, const SearchSettings& settings,
                      const std::string& journal_path, bool resume, Progress& progress, nlohmann::json* details) {
   const int64_t layers = session.config.num_hidden_layers;
   SearchOptions search;
-  search.target_kept = resolve_target_kept(settings, layers);
+  // Fractions and counts are of the indexers the model has (model_family.h: fixed-S layers have
+  // none); stage starts pin their first indexer position.
+  const ModelFamily& family = session.model->family();
+  search.target_kept = resolve_target_kept(settings, family.indexer_count());
   search.max_loss_increase = settings.max_loss_increase;
-  search.pinned_layers = settings.pp_stages;
+  search.pinned_layers = family.stage_start_positions(settings.pp_stages);
   search.prefix_reuse = settings.prefix_reuse;
   if (settings.prefix_cache_gib >= 0) {
     search.device_cache_bytes = static_cast<int64_t>(settings.prefix_cache_gib * double(int64_t{1} << 30));
@@ -161,16 +225,29 @@ LayerPlan run_search(Session& session, const SessionOptions& options, const Sear
   }
 
   nlohmann::json identity = search_identity(session, options, settings, search.target_kept);
+  // With ranks, only rank 0 touches the journal; every rank must be running the same search.
+  search.ranks = settings.ranks;
+  const bool writer = !settings.ranks || settings.ranks->rank() == 0;
+  if (settings.ranks) settings.ranks->require_same("search settings", identity.dump());
   std::vector<SearchStep> resumed;
   double journal_baseline = 0.0;
   if (resume) {
-    resumed = SearchJournal::read(journal_path, identity, layers, &journal_baseline);
+    resumed = resumed_steps(journal_path, identity, layers, settings.ranks, &journal_baseline);
     progress.message("resuming from " + journal_path + ": " + std::to_string(resumed.size()) + " committed steps");
   }
   SearchJournal journal(journal_path, identity);
-  for (const SearchStep& step : resumed) journal.commit(step, journal_baseline);  // whole again if we die again
-  auto on_commit = [&](const SearchStep& step, double baseline) { journal.commit(step, baseline); };
+  if (writer) {
+    for (const SearchStep& step : resumed) journal.commit(step, journal_baseline);  // whole again if we die again
+  }
+  auto on_commit = [&](const SearchStep& step, double baseline) {
+    if (writer) journal.commit(step, baseline);
+  };
   SearchResult result = greedy_search(*session.model, session.data.sequences, search, progress, resumed, on_commit);
+  if (!writer) {
+    LayerPlan plan;  // the other ranks' part ends with the search: rank 0 assembles and writes the plan
+    plan.pattern = result.final_pattern;
+    return plan;
+  }
   if (search.prefix_reuse) {
     const double gib = double(int64_t{1} << 30);
     char line[160];
@@ -210,6 +287,9 @@ LayerPlan run_search(Session& session, const SessionOptions& options, const Sear
   plan.created = now_iso8601();
   plan.wall_seconds = progress.elapsed_seconds();
   plan.device = describe_device(session.device);
+  if (settings.ranks) {
+    plan.device += ", rank 0 of " + std::to_string(settings.ranks->world_size()) + " (" + settings.ranks->backend() + ")";
+  }
   plan.layer_forwards_run = result.layer_forwards_run;
   if (details) {
     nlohmann::json steps = nlohmann::json::array();
@@ -262,7 +342,35 @@ std::string plan_summary(const LayerPlan& plan) {
   return text;
 }
 
-SessionOptions session_options_from_plan(const LayerPlan& plan, const std::string& device) {
+namespace {
+
+// A plan's value checked by the parser the command line uses: its error, which names the
+// flag (`flag`), is rethrown naming the plan file and the field instead.
+template <typename Parse>
+void check_plan_value(const std::string& plan_path, const std::string& field, const std::string& flag, Parse parse) {
+  try {
+    parse();
+  } catch (const InputError& error) {
+    std::string message = error.what();
+    if (message.rfind(flag + ": ", 0) == 0) message.erase(0, flag.size() + 2);
+    throw InputError(plan_path, field + ": " + message);
+  }
+}
+
+}  // namespace
+
+SessionOptions session_options_from_plan(const LayerPlan& plan, const std::string& plan_path, const std::string& device) {
+  // Values no run records: checked here, so the errors name the plan and its field rather than
+  // the command-line flags that the same checks further on would blame.
+  if (plan.seq_len < 0) throw InputError(plan_path, "calibration.seq_len: " + std::to_string(plan.seq_len) + " is negative");
+  if (plan.seq_len == 1) throw InputError(plan_path, "calibration.seq_len: 1 is less than 2 (a sequence needs two tokens)");
+  if (plan.num_samples < 0) {
+    throw InputError(plan_path, "calibration.num_samples: " + std::to_string(plan.num_samples) +
+                                    " is negative (0 records that the run took what the data gave)");
+  }
+  check_plan_value(plan_path, "search.dtype", "--dtype", [&] { parse_dtype(plan.dtype); });
+  check_plan_value(plan_path, "search.indexer_precision", "--indexer-precision",
+                   [&] { parse_indexer_precision(plan.indexer_precision); });
   SessionOptions options;
   options.model_dir = plan.model_path;
   options.data_specs = plan.data_specs;
@@ -276,15 +384,36 @@ SessionOptions session_options_from_plan(const LayerPlan& plan, const std::strin
   return options;
 }
 
-SearchSettings search_settings_from_plan(const LayerPlan& plan) {
+SearchSettings search_settings_from_plan(const LayerPlan& plan, const std::string& plan_path) {
+  const int64_t layers = plan.num_hidden_layers;
+  const std::string model = " for the plan's " + std::to_string(layers) + "-layer model";
   SearchSettings settings;
   if (plan.keep_fraction) {
+    const double fraction = *plan.keep_fraction;
+    if (!(fraction > 0.0 && fraction <= 1.0)) {
+      throw InputError(plan_path, "search.keep_fraction: " + std::to_string(fraction) + " is outside (0, 1]");
+    }
     settings.keep_fraction = plan.keep_fraction;
   } else {
+    if (plan.target_kept < 1 || plan.target_kept > layers) {
+      throw InputError(plan_path, "search.target_kept: " + std::to_string(plan.target_kept) + " is outside [1, " +
+                                      std::to_string(layers) + "]" + model);
+    }
     settings.keep_layers = plan.target_kept;
   }
   settings.max_loss_increase = plan.max_loss_increase;
+  for (std::size_t i = 0; i < plan.pp_stages.size(); ++i) {
+    const int64_t layer = plan.pp_stages[i];
+    const std::string field = "search.pp_stages[" + std::to_string(i) + "]";
+    if (layer < 0 || layer >= layers) {
+      throw InputError(plan_path, field + ": layer " + std::to_string(layer) + " is outside the " +
+                                      std::to_string(layers) + " layers" + model);
+    }
+    if (i > 0 && layer <= plan.pp_stages[i - 1]) throw InputError(plan_path, field + ": stage starts must be ascending");
+  }
   settings.pp_stages = plan.pp_stages;
+  // The one check left to resolve_target_kept (its --keep checks were made above).
+  check_plan_value(plan_path, "search.pp_stages", "--pp-stages", [&] { resolve_target_kept(settings, layers); });
   return settings;
 }
 
@@ -313,7 +442,125 @@ void check_config_pattern(const LayerPlan& plan, const std::string& config_path,
   }
 }
 
+// config.json against the one the plan was made from: "" when they match (a note when only the
+// pattern fields differ, as after --export hf-config), else the difference with both hashes.
+std::string config_difference(const LayerPlan& plan, const std::string& config_path, std::vector<std::string>& notes) {
+  const std::string text = read_regular_file(config_path, "config.json");
+  switch (compare_config(plan, text, config_path)) {
+    case ConfigMatch::SameBytes:
+      return "";
+    case ConfigMatch::SameFieldsButPattern:
+      notes.push_back(config_path + " differs from the config.json the plan was made from only in its pattern fields "
+                                    "(as --export hf-config writes them)");
+      return "";
+    case ConfigMatch::Different:
+      break;
+  }
+  return "model.config_sha256 is " + plan.config_sha256 + " in the plan, " + sha256_hex(text.data(), text.size()) +
+         " for " + config_path + " (the model's config.json changed)";
+}
+
+// The model --check opens: --model, else the plan's hub id, else its path against the plan's folder.
+std::string model_to_check(const LayerPlan& plan, const PlanCheckRequest& request) {
+  if (!request.model.empty()) return locate_session_model(request.model).directory;
+  if (plan.model_hub) return locate_hub_model(plan.model_hub->id, plan.model_hub->revision).directory;
+  const std::string directory = path_from_plan(plan.model_path, request.plan_path);
+  if (!path_exists(directory)) {
+    throw InputError(request.plan_path, "model.path: " + directory + " not found (recorded as \"" + plan.model_path +
+                                            "\"); give --model DIR or a hub id to check against the model where it is");
+  }
+  return directory;
+}
+
+// The data --check reads: --data, else the plan's specs with their paths against the plan's folder.
+std::vector<std::string> data_to_check(const LayerPlan& plan, const PlanCheckRequest& request) {
+  if (!request.data.empty()) return request.data;
+  std::vector<std::string> specs;
+  for (std::size_t i = 0; i < plan.data_specs.size(); ++i) {
+    const std::string& spec = plan.data_specs[i];
+    if (is_bundled_set_name(spec)) {
+      specs.push_back(spec);
+      continue;
+    }
+    const std::string path = path_from_plan(spec, request.plan_path);
+    if (!path_exists(path)) {
+      throw InputError(request.plan_path, "calibration.data[" + std::to_string(i) + "]: " + path + " not found (recorded as \"" +
+                                              spec + "\"); give --data with the same files: they are matched by "
+                                                     "SHA-256, not by path");
+    }
+    specs.push_back(path);
+  }
+  return specs;
+}
+
+// The data read now against the sources the plan records, by position: bytes (SHA-256) and weight.
+void compare_data(const LayerPlan& plan, const CalibrationSet& data, std::vector<std::string>& drift) {
+  if (data.sources.size() != plan.sources.size()) {
+    drift.push_back("calibration.sources: the plan was made from " + std::to_string(plan.sources.size()) +
+                    " data sources, the check read " + std::to_string(data.sources.size()));
+    return;
+  }
+  for (std::size_t i = 0; i < data.sources.size(); ++i) {
+    const DataSource& then = plan.sources[i];
+    const DataSource& now = data.sources[i];
+    const std::string field = "calibration.sources[" + std::to_string(i) + "]";
+    if (then.sha256 != now.sha256) {
+      drift.push_back(field + ".sha256 is " + then.sha256 + " in the plan (" + then.path + "), " + now.sha256 + " for " +
+                      now.path + " (other data bytes)");
+    }
+    if (then.weight != now.weight) {
+      drift.push_back(field + ".weight is " + std::to_string(then.weight) + " in the plan, " + std::to_string(now.weight) +
+                      " now (" + now.path + ")");
+    }
+  }
+}
+
+void compare_loss(const std::string& field, double recorded, double now, const std::string& dtype,
+                  std::vector<std::string>& drift) {
+  const double tolerance = check_loss_tolerance(dtype);
+  const double change = std::abs(now - recorded) / std::abs(recorded);
+  if (change <= tolerance) return;
+  char line[256];
+  std::snprintf(line, sizeof line, "%s: %.6f in the plan, %.6f now (relative change %.1e, beyond the %.0e tolerance for %s)",
+                field.c_str(), recorded, now, change, tolerance, dtype.c_str());
+  drift.push_back(line);
+}
+
 }  // namespace
+
+double check_loss_tolerance(const std::string& dtype) { return dtype == "bf16" ? 1e-3 : 1e-4; }
+
+PlanCheck check_plan(const PlanCheckRequest& request, Progress& progress) {
+  PlanCheck result;
+  result.recorded = read_plan(request.plan_path);
+  const LayerPlan& recorded = result.recorded;
+  SessionOptions options = session_options_from_plan(recorded, request.plan_path, request.device);
+  options.model_dir = model_to_check(recorded, request);
+  options.data_specs = data_to_check(recorded, request);
+  // A plan for another model is bad input, not drift: refused before any weights load.
+  check_plan_fits_model(recorded, request.plan_path, options.model_dir);
+  SearchSettings settings = search_settings_from_plan(recorded, request.plan_path);
+  Session session = open_session(options);
+  const std::string scratch_journal = request.plan_path + ".check.journal";
+  result.regenerated = run_search(session, options, settings, scratch_journal, false, progress);
+  SearchJournal(scratch_journal, {}).remove();
+
+  compare_data(recorded, session.data, result.drift);
+  const std::string config = config_difference(recorded, session.config.config_path, result.notes);
+  if (!config.empty()) result.drift.push_back(config);
+  const std::string weights = fingerprint_difference(recorded.indexer_tensors, result.regenerated.indexer_tensors);
+  if (!weights.empty()) result.drift.push_back("model.indexer_fingerprint: " + weights);
+  compare_loss("search.baseline_loss", recorded.baseline_loss, result.regenerated.baseline_loss, recorded.dtype, result.drift);
+  if (!result.pattern_drifted()) {
+    compare_loss("search.final_loss", recorded.final_loss, result.regenerated.final_loss, recorded.dtype, result.drift);
+  }
+  const std::optional<ModelHub>& hub = result.regenerated.model_hub;
+  if (recorded.model_hub && hub && hub->commit != recorded.model_hub->commit) {
+    result.notes.push_back(hub->id + "@" + hub->revision + " is at commit " + hub->commit + " in this cache; the plan was made from " +
+                           recorded.model_hub->commit);
+  }
+  return result;
+}
 
 ModelConfig check_plan_fits_model(const LayerPlan& plan, const std::string& plan_path, const std::string& model_dir) {
   ModelConfig config = load_model_config(model_dir);
@@ -336,11 +583,14 @@ Validation validate_plan(const std::string& plan_path, const std::string& model_
   LayerPlan plan = read_plan(plan_path);
   Validation result;
   if (!model_dir.empty()) {
-    const ModelConfig config = check_plan_fits_model(plan, plan_path, model_dir);
+    const std::string directory = locate_session_model(model_dir).directory;
+    const ModelConfig config = check_plan_fits_model(plan, plan_path, directory);
     const Fp8BlockSize block = config.fp8_block_size();
     std::string difference =
-        fingerprint_difference(plan.indexer_tensors, fingerprint_indexer(Checkpoint::open(model_dir, block), config));
+        fingerprint_difference(plan.indexer_tensors, fingerprint_indexer(Checkpoint::open(directory, block), config));
     if (!difference.empty()) throw InputError(plan_path, "is for other weights: model.indexer_fingerprint: " + difference);
+    const std::string config_change = config_difference(plan, config.config_path, result.notes);
+    if (!config_change.empty()) throw InputError(plan_path, "is for another model: " + config_change);
     check_config_pattern(plan, config.config_path, result);
   }
   if (!pp_stages.empty()) {

@@ -72,8 +72,8 @@ DomainLossReport evaluate_domain_losses(Session& session, const SessionOptions& 
                                         Progress& progress) {
   EvaluationData evaluation = held_out_or_calibration(session, options);
   const CalibrationSet& data = evaluation.data;
-  const int64_t layers = session.config.num_hidden_layers;
-  const LayerPattern all_full = LayerPattern::all_full(layers);
+  // The model's own baseline: every indexer F (fixed-S layers of its family stay S).
+  const LayerPattern all_full = session.model->family().full_pattern();
 
   std::vector<std::string> names;
   std::vector<Sums> sums;

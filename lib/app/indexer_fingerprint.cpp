@@ -12,7 +12,7 @@ std::vector<TensorFingerprint> fingerprint_indexer(const Checkpoint& checkpoint,
     auto bytes = checkpoint.raw_bytes(name);
     result.push_back({name, dtype_name(info.dtype), info.shape, sha256_hex(bytes.first, bytes.second)});
   };
-  for (const std::string& name : indexer_tensor_names(config)) {
+  for (const std::string& name : indexer_tensor_names(config, checkpoint)) {
     add(name);
     if (checkpoint.has(name + "_scale_inv")) add(name + "_scale_inv");
   }

@@ -63,7 +63,11 @@ AddOption positive(AddOption add) {
 // state another value than the code uses; defaults that depend on something else are in the text.
 std::vector<SharedOption> build_table() {
   return {
-      {"--model", "DIR", "Checkpoint directory (default: the bundled tiny DSA model)", kEveryTool, false,
+      {"--model", "DIR",
+       "Checkpoint directory, or a Hugging Face hub id org/name[@revision] found offline in the local cache "
+       "($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub; a local path of that name wins) "
+       "(default: the bundled tiny DSA model)",
+       kEveryTool, false,
        session_field(&SessionOptions::model_dir)},
       {"--data", "SPEC",
        "Calibration data: .jsonl ({\"text\"} or {\"input_ids\"} records) or .txt files, bundled set names, or one "
@@ -101,9 +105,18 @@ std::vector<SharedOption> build_table() {
        "scales, as serving engines use)",
        kEveryTool, true, session_field(&SessionOptions::indexer_precision)},
       {"--json", "FILE",
-       "Also write machine-readable results (JSON) to this file (for indexcache-overlap: overlap.json's contents)",
+       "Also write machine-readable results (JSON) to this file (for indexcache-overlap: overlap.json's contents); "
+       "'-' is stdout (the summary then goes to stderr), a FIFO or device is written directly",
        kEveryTool, false, common_field(&CommonArguments::json_path)},
       {"--quiet", "", "No progress on stderr", kEveryTool, false, common_field(&CommonArguments::quiet)},
+      {"--dist-timeout", "SECONDS",
+       "Distributed search (started by torchrun or srun, docs/SCALING.md): how long a rank waits for the others at "
+       "one step's exchange before it names the missing ranks and exits 2",
+       kCalibrateTool, true, positive(common_field(&CommonArguments::dist_timeout))},
+      {"--dist-backend", "NAME",
+       "Distributed search: backend of the candidate exchange: auto (nccl when the search runs on a GPU, else gloo), "
+       "gloo or nccl",
+       kCalibrateTool, true, common_field(&CommonArguments::dist_backend)},
   };
 }
 

@@ -29,6 +29,10 @@ struct CommonArguments {
   SessionOptions session;
   std::string json_path;  // --json: empty writes no JSON file
   bool quiet = false;     // --quiet
+  // Distributed search (indexcache-calibrate under torchrun/srun, lib/search/distributed.h): how
+  // long a rank waits for the others at one exchange, and the exchange's backend.
+  int64_t dist_timeout = 1800;       // --dist-timeout, seconds
+  std::string dist_backend = "auto";  // --dist-backend: auto, gloo or nccl
 };
 
 // One shared option: how it is spelled and shown, which tools offer it, and how it is added to a

@@ -54,8 +54,12 @@ nlohmann::ordered_json session_json(const Session& session) {
 
 EvaluationReport evaluate_patterns(Session& session, const std::vector<LayerPattern>& patterns, Progress& progress) {
   EvaluationReport report;
-  const int64_t layers = session.config.num_hidden_layers;
-  report.baseline_loss = evaluate_with_progress(session, LayerPattern::all_full(layers), "baseline (all F)", progress);
+  // The baseline is every indexer F; a model whose family fixes some layers S (GLM-5.2's declared
+  // shared layers) keeps them S, as it has no indexer there.
+  const ModelFamily& family = session.model->family();
+  for (const LayerPattern& pattern : patterns) family.check_pattern(pattern, "--eval");
+  report.baseline_pattern = family.full_pattern();
+  report.baseline_loss = evaluate_with_progress(session, report.baseline_pattern, "baseline (all F)", progress);
   for (std::size_t i = 0; i < patterns.size(); ++i) {
     std::string label = "pattern " + std::to_string(i + 1) + "/" + std::to_string(patterns.size());
     report.evaluations.push_back({patterns[i], evaluate_with_progress(session, patterns[i], label, progress)});
@@ -66,6 +70,7 @@ EvaluationReport evaluate_patterns(Session& session, const std::vector<LayerPatt
 
 nlohmann::ordered_json evaluation_json(const EvaluationReport& report, const Session& session) {
   nlohmann::ordered_json result = session_json(session);
+  result["baseline_pattern"] = report.baseline_pattern.text();
   result["baseline_loss"] = report.baseline_loss;
   nlohmann::ordered_json evaluations = nlohmann::ordered_json::array();
   for (const PatternLoss& item : report.evaluations) {
@@ -88,8 +93,7 @@ std::string evaluation_table(const EvaluationReport& report) {
   };
   std::snprintf(line, sizeof line, "%-40s %6s %12s %10s\n", "pattern", "kept", "loss", "change");
   table += line;
-  std::string all_f = report.evaluations.empty() ? "all F"
-                                                 : std::string(report.evaluations[0].pattern.text().size(), 'F');
+  std::string all_f = report.baseline_pattern.layers() == 0 ? "all F" : report.baseline_pattern.text();
   row(all_f.size() > 40 ? "all F (baseline)" : all_f, "all", report.baseline_loss, "baseline");
   for (const PatternLoss& item : report.evaluations) {
     char change[32];

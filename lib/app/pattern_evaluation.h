@@ -1,5 +1,7 @@
 // `indexcache-calibrate --eval`: the all-F baseline loss and the loss of each given pattern on
-// the session's calibration data, as JSON and as a terminal table.
+// the session's calibration data, as JSON and as a terminal table. "All F" is every indexer the
+// model has (its family's fixed-S layers stay S); a pattern asking F where no indexer exists is
+// an InputError naming the layer (ModelFamily::check_pattern).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,6 +21,7 @@ struct PatternLoss {
 };
 
 struct EvaluationReport {
+  LayerPattern baseline_pattern;  // every indexer F (the model family's fixed-S layers S)
   double baseline_loss = 0.0;
   std::vector<PatternLoss> evaluations;
   double seconds = 0.0;
@@ -27,7 +30,7 @@ struct EvaluationReport {
 EvaluationReport evaluate_patterns(Session& session, const std::vector<LayerPattern>& patterns, Progress& progress);
 
 // {"model", "model_type", "tokens", "sequences", "predicted_positions", "device", "dtype",
-//  "baseline_loss", "evaluations": [{"pattern", "kept", "loss", "relative_increase"}]}
+//  "baseline_pattern", "baseline_loss", "evaluations": [{"pattern", "kept", "loss", "relative_increase"}]}
 nlohmann::ordered_json evaluation_json(const EvaluationReport& report, const Session& session);
 
 // Pattern, kept layers, loss and change against the baseline, one row each.

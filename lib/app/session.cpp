@@ -28,6 +28,10 @@ std::vector<std::string> default_data_specs() {
   return {source_path("INDEXCACHE_MIX", "configs/mix-default.yaml")};
 }
 
+ModelLocation locate_session_model(const std::string& model_option) {
+  return locate_model(model_option.empty() ? default_model_dir() : model_option);
+}
+
 CalibrationSet load_session_data(const Session& session, const SessionOptions& options) {
   DataOptions data;
   data.specs = session.data_specs;
@@ -42,7 +46,8 @@ CalibrationSet load_session_data(const Session& session, const SessionOptions& o
 
 Session open_session(const SessionOptions& options) {
   Session session;
-  session.model_dir = options.model_dir.empty() ? default_model_dir() : options.model_dir;
+  session.model_location = locate_session_model(options.model_dir);
+  session.model_dir = session.model_location.directory;
   session.data_specs = options.data_specs.empty() ? default_data_specs() : options.data_specs;
   std::vector<at::Device> devices;
   if (!options.devices.empty()) {

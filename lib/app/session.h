@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calibration_data.h"
+#include "hub_cache.h"
 #include "model.h"
 #include "model_config.h"
 #include "tokenizer.h"
@@ -16,7 +17,7 @@
 namespace indexcache {
 
 struct SessionOptions {
-  std::string model_dir;                // empty: default_model_dir()
+  std::string model_dir;                // --model: a directory or a hub id (locate_session_model); empty: default_model_dir()
   std::vector<std::string> data_specs;  // empty: default_data_specs()
   int64_t seq_len = 0;
   int64_t num_samples = 0;
@@ -32,7 +33,8 @@ struct SessionOptions {
 };
 
 struct Session {
-  std::string model_dir;
+  std::string model_dir;         // the directory opened (a hub id's cached snapshot)
+  ModelLocation model_location;  // with the hub id, revision and commit when --model named one
   std::vector<std::string> data_specs;
   ModelConfig config;
   std::optional<Tokenizer> tokenizer;  // when the checkpoint has tokenizer.json
@@ -46,6 +48,10 @@ struct Session {
 // $INDEXCACHE_MODEL_DIR) and the bundled mix (configs/mix-default.yaml).
 std::string default_model_dir();
 std::vector<std::string> default_data_specs();
+
+// Where a --model value points (empty: the bundled model): a local path as it is, else a hub id
+// from the local Hugging Face cache (hub_cache.h). Throws InputError for an uncached hub id.
+ModelLocation locate_session_model(const std::string& model_option);
 
 // Validates everything (config, checkpoint headers, data, device) before returning, so no
 // long work starts on bad input. Throws InputError.

@@ -113,7 +113,8 @@ OverlapReport measure_overlap(DsaModel& model, const CalibrationSet& data, const
   for (std::size_t g = 0; g < names.size(); ++g) accumulators.emplace_back(report.layers(), report.index_topk);
   std::vector<int64_t> sequence_counts(names.size(), 0);
   std::vector<double> chance_sums(names.size(), 0.0);
-  const LayerPattern all_full = LayerPattern::all_full(config.num_hidden_layers);
+  // Every indexer F (a model family's fixed-S layers stay S and show their source's selection).
+  const LayerPattern all_full = model.family().full_pattern();
   const auto& sequences = data.sequences;
   double nll = 0.0;
   int64_t predictions = 0;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "distributed.h"
 #include "error.h"
 #include "sequence_forward.h"
 
@@ -38,11 +39,12 @@ class PrefixCache {
   at::Tensor tail(int64_t s, int64_t layer, const at::Device& device) const {
     return tail_[s][layer].to(device, /*non_blocking=*/true);
   }
-  // The selection of F layer `layer`, as the model uses it: int64 on `device`.
+  // The selection of F layer `layer` on `device`, int32 as a forward holds it between layers
+  // (PatternForward widens it to int64 for each S layer's run only).
   at::Tensor topk(int64_t s, int64_t layer, const at::Device& device) const {
     const at::Tensor& stored = topk_[s][layer];
     if (!stored.defined()) throw std::logic_error("greedy search: no cached selection for layer " + std::to_string(layer));
-    return stored.to(device, at::kLong, /*non_blocking=*/true);
+    return stored.to(device, /*non_blocking=*/true);
   }
   int64_t peak_device_bytes() const { return peak_device_bytes_; }
   int64_t peak_host_bytes() const { return peak_host_bytes_; }
@@ -92,7 +94,7 @@ class SearchRun {
     hooks.after_layer = [&](std::size_t j, int64_t layer, const at::Tensor& entering, const LayerOutput& out) {
       ++layer_forwards_run_;
       if (record) {
-        const bool full = jobs[j].pattern.is_full(layer);
+        const bool full = model_.family().runs_indexer(jobs[j].pattern, layer);
         cache_.store(jobs[j].sequence, layer, entering.to(model_.layer_device(layer)), full ? out.topk : at::Tensor());
       }
     };
@@ -121,42 +123,56 @@ class SearchRun {
            std::find(options_.pinned_layers.begin(), options_.pinned_layers.end(), layer) != options_.pinned_layers.end();
   }
 
+  // Pattern positions (model_family.h; V3.2 / GLM: decoder layers): the family's searchable F
+  // positions, never a fixed one (the first, a declared-shared one), nor a pinned one.
   std::vector<int64_t> candidates(const LayerPattern& pattern) const {
-    std::vector<int64_t> result;
-    for (int64_t layer : pattern.full_layers()) {
-      if (!pinned(layer)) result.push_back(layer);
+    return model_.family().candidates(pattern, options_.pinned_layers);
+  }
+  // The decoder layer of pattern position `position`: where a candidate's forward starts.
+  int64_t layer_of(int64_t position) const { return model_.family().layer_of(position); }
+
+  // The step's candidates: this process evaluates all of them, or with ranks its contiguous block
+  // (balanced by layer forwards) and the ranks exchange the losses. Either way every candidate's
+  // loss comes from the same forwards, and the commit rule sees every candidate in layer order.
+  SearchStep evaluate_step(const LayerPattern& pattern, int64_t step, int64_t steps_total, double best_so_far) {
+    const std::vector<int64_t> layers = candidates(pattern);
+    std::vector<int64_t> mine = layers;
+    if (options_.ranks) {
+      std::vector<int64_t> costs;
+      for (int64_t layer : layers) costs.push_back(options_.prefix_reuse ? layers_ - layer_of(layer) : layers_);
+      const CandidateBlock block = candidate_block(costs, options_.ranks->rank(), options_.ranks->world_size());
+      mine.assign(layers.begin() + static_cast<std::ptrdiff_t>(block.first), layers.begin() + static_cast<std::ptrdiff_t>(block.end));
     }
+    const std::string share = options_.ranks ? ", " + std::to_string(mine.size()) + " on this rank" : "";
+    char label[200];
+    std::snprintf(label, sizeof label, "step %lld/%lld: %zu candidates%s, best so far %.6f", static_cast<long long>(step),
+                  static_cast<long long>(steps_total), layers.size(), share.c_str(), best_so_far);
+    SearchStep result;
+    result.candidates = evaluate_candidates(pattern, mine, label);
+    if (options_.ranks) result.candidates = options_.ranks->gather_candidates(step, result.candidates, layers);
+    const CandidateLoss best = lowest_loss(result.candidates);
+    result.loss = best.loss;
+    result.removed = best.layer;
+    result.pattern = pattern.with_shared(result.removed);
     return result;
   }
 
-  // Every candidate of the step over every sequence, as one set of jobs (candidate-major, so a
-  // group of jobs holds whole candidates when it can).
-  SearchStep evaluate_step(const LayerPattern& pattern, int64_t step, int64_t steps_total, double best_so_far) {
-    const std::vector<int64_t> layers = candidates(pattern);
+  // Each of `layers` turned into S in `pattern`, over every sequence, as one set of jobs
+  // (candidate-major, so a group of jobs holds whole candidates when it can).
+  std::vector<CandidateLoss> evaluate_candidates(const LayerPattern& pattern, const std::vector<int64_t>& layers,
+                                                 const std::string& label) {
     const std::size_t count = sequences_.size();
     std::vector<PlannedForward> jobs;
     for (int64_t layer : layers) {
       const LayerPattern candidate = pattern.with_shared(layer);
       for (std::size_t s = 0; s < count; ++s) {
-        jobs.push_back({&sequences_[s], candidate, static_cast<int64_t>(s), options_.prefix_reuse ? layer : 0});
+        jobs.push_back({&sequences_[s], candidate, static_cast<int64_t>(s), options_.prefix_reuse ? layer_of(layer) : 0});
       }
     }
-    char label[160];
-    std::snprintf(label, sizeof label, "step %lld/%lld: %zu candidates, best so far %.6f", static_cast<long long>(step),
-                  static_cast<long long>(steps_total), layers.size(), best_so_far);
     const std::vector<double> nll = run_jobs(jobs, false, label);
-    SearchStep result;
-    for (std::size_t j = 0; j < layers.size(); ++j) {
-      const double loss = mean_loss(nll, j * count, (j + 1) * count);
-      result.candidates.push_back({layers[j], loss});
-      // Strictly lower wins, so equal losses keep the lowest layer index.
-      if (result.candidates.size() == 1 || loss < result.loss) {
-        result.loss = loss;
-        result.removed = layers[j];
-      }
-    }
-    result.pattern = pattern.with_shared(result.removed);
-    return result;
+    std::vector<CandidateLoss> losses;
+    for (std::size_t j = 0; j < layers.size(); ++j) losses.push_back({layers[j], mean_loss(nll, j * count, (j + 1) * count)});
+    return losses;
   }
 
   // Layer forwards of one step over all sequences: each candidate c runs layers c..L-1 with
@@ -164,13 +180,13 @@ class SearchRun {
   int64_t step_cost(const SearchStep& step, bool naive) const {
     int64_t cost = 0;
     for (const CandidateLoss& candidate : step.candidates) {
-      cost += (naive || !options_.prefix_reuse) ? layers_ : layers_ - candidate.layer;
+      cost += (naive || !options_.prefix_reuse) ? layers_ : layers_ - layer_of(candidate.layer);
     }
     return cost * static_cast<int64_t>(sequences_.size());
   }
   // Refreshing the cache after committing `step`, needed only while the search goes on.
   int64_t refresh_cost(const SearchStep& step) const {
-    return options_.prefix_reuse ? (layers_ - step.removed) * static_cast<int64_t>(sequences_.size()) : 0;
+    return options_.prefix_reuse ? (layers_ - layer_of(step.removed)) * static_cast<int64_t>(sequences_.size()) : 0;
   }
   int64_t full_pass_cost() const { return layers_ * static_cast<int64_t>(sequences_.size()); }
 
@@ -189,7 +205,7 @@ class SearchRun {
     if (job.start > 0) {
       const at::Device device = model_.layer_device(job.start);
       start.tail = cache_.tail(job.sequence, job.start, device);
-      start.last_full = cache_.topk(job.sequence, job.pattern.source_layer(job.start - 1), device);
+      start.last_full = cache_.topk(job.sequence, model_.family().last_full_layer(job.pattern, job.start - 1), device);
     }
     return start;
   }
@@ -217,9 +233,9 @@ SearchResult greedy_search(DsaModel& model, const std::vector<std::vector<int64_
                            const SearchOptions& options, Progress& progress, const std::vector<SearchStep>& resume_from,
                            const StepCommitted& on_commit) {
   SearchRun run(model, sequences, options, progress);
-  const int64_t layers = run.layers();
   SearchResult result;
-  LayerPattern pattern = LayerPattern::all_full(layers);
+  // Every indexer F, fixed-S positions S (model_family.h): the baseline the search starts from.
+  LayerPattern pattern = model.family().full_pattern();
   const bool fresh = resume_from.empty();
 
   // The baseline forward also fills the prefix cache, unless a resumed pattern needs its own.
@@ -238,7 +254,7 @@ SearchResult greedy_search(DsaModel& model, const std::vector<std::vector<int64_
   }
   if (!fresh && options.prefix_reuse) run.loss_from(pattern, 0, /*record=*/true, "rebuilding the resumed search's state");
 
-  const int64_t steps_total = std::max<int64_t>(0, layers - options.target_kept);
+  const int64_t steps_total = std::max<int64_t>(0, model.family().indexer_count() - options.target_kept);
   double current_loss = result.trajectory.empty() ? result.baseline_loss : result.trajectory.back().loss;
   const double limit = options.max_loss_increase ? result.baseline_loss * (1.0 + *options.max_loss_increase) : 0.0;
   result.stop_rule = "target-kept";
@@ -263,7 +279,7 @@ SearchResult greedy_search(DsaModel& model, const std::vector<std::vector<int64_
     progress.message("step " + std::to_string(step_number) + ": layer " + std::to_string(step.removed) +
                      " -> S, loss " + std::to_string(step.loss) + ", pattern " + step.pattern.text());
     if (pattern.kept() > options.target_kept && options.prefix_reuse) {
-      run.loss_from(pattern, step.removed, /*record=*/true, "");
+      run.loss_from(pattern, run.layer_of(step.removed), /*record=*/true, "");
       result.layer_forwards += run.refresh_cost(step);
     }
   }

@@ -26,6 +26,8 @@
 
 namespace indexcache {
 
+class RankGroup;
+
 struct SearchOptions {
   int64_t target_kept = 1;                  // stop when this many F layers remain
   std::optional<double> max_loss_increase;  // stop before loss > baseline * (1 + R)
@@ -34,6 +36,9 @@ struct SearchOptions {
   // Hidden states kept on the devices for prefix reuse, at most this many bytes; the rest is kept
   // in (pinned) host memory and copied back when used. < 0: no limit.
   int64_t device_cache_bytes = -1;
+  // Several processes share each step's candidates (distributed.h): this rank evaluates its
+  // contiguous block and the ranks exchange the losses. Null: this process evaluates them all.
+  RankGroup* ranks = nullptr;
 };
 
 struct SearchResult {
